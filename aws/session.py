@@ -1,0 +1,173 @@
+"""The one place boto3 sessions and clients are made: region, retries, emulator endpoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aws.errors import AwsError, from_botocore_error, from_client_error
+
+T = TypeVar("T")
+
+# Standard retry mode backs off on throttling and transient errors.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=32,
+)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One AWS call as the audit trail keeps it."""
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    request_id: str
+    ok: bool
+    error_code: str
+    started: float
+    seconds: float
+
+
+@dataclass
+class CallLog:
+    """Thread-safe list of the AWS calls made for one piece of work."""
+
+    records: list[CallRecord] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def request_ids(self) -> list[str]:
+        """Return the request ids of every call, in the order they were made."""
+        with self._lock:
+            return [r.request_id for r in self.records if r.request_id]
+
+
+class Aws:
+    """Clients for one account and region, and a recorded way to call them."""
+
+    def __init__(
+        self, session: boto3.session.Session, *, region: str, account_id: str = ""
+    ) -> None:
+        self._session = session
+        self.region = region
+        self.account_id = account_id
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """Return the (thread-safe, shared) client for `service`."""
+        with self._lock:
+            if service not in self._clients:
+                make: Callable[..., Any] = self._session.client
+                self._clients[service] = make(
+                    service, region_name=self.region, config=CLIENT_CONFIG
+                )
+            return self._clients[service]
+
+    def call(self, log: CallLog, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """Call `service.operation(**params)`, record it in `log`, map errors to AwsError."""
+        started = time.monotonic()
+        method: Callable[..., dict[str, Any]] = getattr(self.client(service), operation)
+        try:
+            response = method(**params)
+        except ClientError as exc:
+            mapped = from_client_error(exc, service=service, operation=operation)
+            log.add(_record(service, operation, params, mapped.request_id, False, mapped.code,
+                            started))
+            raise mapped from exc
+        except BotoCoreError as exc:
+            mapped = from_botocore_error(exc, operation=operation)
+            log.add(_record(service, operation, params, "", False, type(exc).__name__, started))
+            raise mapped from exc
+        request_id = str(response.get("ResponseMetadata", {}).get("RequestId", ""))
+        log.add(_record(service, operation, params, request_id, True, "", started))
+        return response
+
+    def paginate(
+        self, log: CallLog, service: str, operation: str, key: str, **params: Any
+    ) -> list[Any]:
+        """Call a paginated operation until the end and return every item under `key`."""
+        items: list[Any] = []
+        token_in, token_out = _PAGE_TOKENS.get((service, operation), ("NextToken", "NextToken"))
+        while True:
+            page = self.call(log, service, operation, **params)
+            items.extend(page.get(key, []))
+            token = page.get(token_out)
+            if not token:
+                return items
+            params = {**params, token_in: token}
+
+
+# (input, output) names of the page token where they are not NextToken.
+_PAGE_TOKENS: Mapping[tuple[str, str], tuple[str, str]] = {
+    ("elbv2", "describe_target_groups"): ("Marker", "NextMarker"),
+    ("elbv2", "describe_load_balancers"): ("Marker", "NextMarker"),
+    ("iam", "list_instance_profiles"): ("Marker", "Marker"),
+}
+
+
+def _record(
+    service: str, operation: str, params: dict[str, Any], request_id: str, ok: bool, code: str,
+    started: float,
+) -> CallRecord:
+    return CallRecord(
+        service=service,
+        operation=operation,
+        params=params,
+        request_id=request_id,
+        ok=ok,
+        error_code=code,
+        started=started,
+        seconds=time.monotonic() - started,
+    )
+
+
+class AwsFactory:
+    """Builds `Aws` handles for a region (and, later, another account via AssumeRole)."""
+
+    def __init__(
+        self, *, default_region: str, session: boto3.session.Session | None = None
+    ) -> None:
+        self.default_region = default_region
+        self._session = session or boto3.session.Session()
+        self._cache: dict[str, Aws] = {}
+        self._lock = threading.Lock()
+
+    def for_region(self, region: str | None = None) -> Aws:
+        """Return the shared handle for `region` in the bot's own account."""
+        region = region or self.default_region
+        with self._lock:
+            if region not in self._cache:
+                self._cache[region] = Aws(self._session, region=region)
+            return self._cache[region]
+
+
+def run_all(tasks: Iterable[Callable[[], T]], *, max_workers: int = 16) -> list[T | AwsError]:
+    """Run independent calls at once; return each result or its AwsError, in order."""
+    task_list = list(tasks)
+    if not task_list:
+        return []
+
+    def guarded(task: Callable[[], T]) -> T | AwsError:
+        try:
+            return task()
+        except AwsError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(task_list))) as pool:
+        return list(pool.map(guarded, task_list))

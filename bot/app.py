@@ -1,0 +1,85 @@
+"""The FastAPI + Bolt factory: /slack/events, /healthz."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from slack_bolt import App, BoltRequest
+
+from bot import blocks
+from bot.deps import Deps
+from bot.settings import Settings
+from handlers import actions, commands
+from storage.db import ping
+
+log = logging.getLogger(__name__)
+MAX_SLACK_BODY = 1024 * 1024
+
+
+def create_bolt(settings: Settings, deps: Deps) -> App:
+    """Return the Bolt app with every listener registered."""
+    bolt = App(
+        client=deps.slack,
+        signing_secret=settings.slack_signing_secret,
+        token_verification_enabled=False,
+        process_before_response=False,
+        # Steps run in lazy listeners on this pool; one isolation holds one worker.
+        listener_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="irbot"),
+    )
+    engine = deps.engine
+
+    def status_text() -> str:
+        open_now = engine.open_incidents()
+        links = {
+            i.id: deps.notifier.permalink(i.channel_id, i.root_ts)
+            for i in open_now if i.channel_id and i.root_ts
+        }
+        return blocks.status_text(open_now, links)
+
+    commands.register(
+        bolt, engine=engine, command=settings.command,
+        help_text=lambda: blocks.help_text(settings.command, engine.playbook.steps),
+        status_text=status_text, link=deps.notifier.permalink,
+    )
+    actions.register(bolt, engine=engine)
+    return bolt
+
+
+def create_app(settings: Settings, deps: Deps) -> FastAPI:
+    """Return the HTTP app: Slack's requests in, findings in, health out."""
+    bolt = create_bolt(settings, deps)
+    api = FastAPI(title="irbot", docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.bolt = bolt
+    api.state.deps = deps
+
+    @api.post("/slack/events")
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_SLACK_BODY:
+            return Response(status_code=413, content="request too large")
+        bolt_request = BoltRequest(
+            body=body.decode("utf-8", errors="replace"),
+            query=request.url.query,
+            headers={k: v for k, v in request.headers.items()},
+        )
+        # Bolt's dispatch blocks until the listener acks: keep it off the event loop.
+        bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        return Response(
+            status_code=bolt_response.status,
+            content=bolt_response.body,
+            headers=bolt_response.first_headers_without_set_cookie(),
+        )
+
+    @api.get("/healthz")
+    async def healthz() -> Response:
+        ok = await run_in_threadpool(ping, deps.db)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "database": "ok" if ok else "down"},
+            status_code=200 if ok else 503,
+        )
+
+    return api

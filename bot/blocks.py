@@ -1,0 +1,223 @@
+"""Block Kit builders: pure functions from domain data to Slack message dicts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.ids import ActionId, BlockId
+from playbooks.model import IncidentView, Step, StepOutcome
+from storage.models import Incident, StepRun, StepState
+
+Block = dict[str, Any]
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+BUTTON_TEXT_LIMIT = 75
+
+_STATUS_ICON = {
+    "open": ":rotating_light:",
+    "contained": ":lock:",
+    "eradicated": ":broom:",
+    "recovered": ":white_check_mark:",
+    "closed": ":checkered_flag:",
+    "false-positive": ":information_source:",
+}
+
+
+def when(value: datetime | None) -> str:
+    """Format a time for people: UTC, to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "unknown"
+
+
+def mention(user: str) -> str:
+    """Return a Slack mention for a user id, or the actor name for a non-user actor."""
+    return f"<@{user}>" if user[:1] in ("U", "W") else f"`{user}`"
+
+
+def plain(text: str, limit: int = 150) -> dict[str, Any]:
+    """Return a plain_text object cut to `limit` characters."""
+    return {"type": "plain_text", "text": _cut(text, limit), "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    """Return a mrkdwn text object cut to Slack's section limit."""
+    return {"type": "mrkdwn", "text": _cut(text, SECTION_LIMIT)}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def button_value(incident_id: str, step_id: str) -> str:
+    """Encode what a step button refers to."""
+    return json.dumps({"incident": incident_id, "step": step_id}, separators=(",", ":"))
+
+
+def step_button(incident: Incident, step: Step, *, retry: bool = False) -> dict[str, Any]:
+    """Return the button for a step, with a confirm dialog when it changes AWS."""
+    label = f"Retry {step.label}" if retry else step.label
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": f"{ActionId.STEP_PREFIX}{step.id}",
+        "text": plain(label, BUTTON_TEXT_LIMIT),
+        "value": button_value(incident.id, step.id),
+    }
+    if step.destructive:
+        button["style"] = "danger"
+    if step.confirm:
+        button["confirm"] = {
+            "title": plain(f"{step.label} {incident.instance_id}?", 100),
+            "text": mrkdwn(step.confirm.format(instance=incident.instance_id)[:300]),
+            "confirm": plain(step.label, 30),
+            "deny": plain("Cancel", 30),
+            **({"style": "danger"} if step.destructive else {}),
+        }
+    return button
+
+
+def _field(label: str, value: str) -> dict[str, Any]:
+    return mrkdwn(f"*{label}*\n{value or '—'}")
+
+
+def instance_fields(incident: Incident) -> list[dict[str, Any]]:
+    """Return the instance summary as section fields (Slack allows 10)."""
+    i = incident.instance
+    groups = ", ".join(f"{g['id']} ({g['name']})" if g.get("name") else g["id"]
+                       for g in i.get("security_groups", []))
+    role = ", ".join(i.get("role_names", [])) or (
+        i.get("instance_profile_arn", "").rsplit("/", 1)[-1] if i.get("instance_profile_arn")
+        else "none")
+    return [
+        _field("Instance", f"`{incident.instance_id}` {escape(i.get('name', ''))}".strip()),
+        _field("Type / state", f"{i.get('instance_type', '')} / {i.get('state', '')}"),
+        _field("Account / region", f"{incident.account_id} / {incident.region}"),
+        _field("VPC / subnet", f"{i.get('vpc_id', '')} / {i.get('subnet_id', '')}"),
+        _field("Private IPs", ", ".join(i.get("private_ips", []))),
+        _field("Public IPs", ", ".join(i.get("public_ips", [])) or "none"),
+        _field("Security groups", escape(groups)),
+        _field("IAM role", escape(role)),
+        _field("Launched", str(i.get("launch_time", ""))),
+        _field("Status", f"{_STATUS_ICON.get(incident.status, '')} {incident.status}"),
+    ]
+
+
+def checklist_line(step: Step, run: StepRun | None) -> str:
+    """Return one step's line in the checklist."""
+    if run is None:
+        return f":white_square: *{step.label}*: {step.title.lower()}"
+    who = mention(run.requested_by)
+    if run.state == StepState.RUNNING.value:
+        return f":hourglass_flowing_sand: *{step.running_text}* (by {who})"
+    if run.state == StepState.SUCCEEDED.value:
+        return (f":white_check_mark: *{step.label}*: done by {who} at {when(run.finished_at)}"
+                f"\n      {escape(run.error or _headline(run))}")
+    if run.state == StepState.FAILED.value:
+        return (f":x: *{step.label}* failed (by {who} at {when(run.finished_at)}): "
+                f"{escape(run.error or '')}")
+    if run.state == StepState.INTERRUPTED.value:
+        return f":warning: *{step.label}* was interrupted (by {who}): run it again"
+    return f":grey_question: *{step.label}*: {run.state.replace('_', ' ')} (by {who})"
+
+
+def _headline(run: StepRun) -> str:
+    return str(run.result.get("headline", "")) if run.result else ""
+
+
+def root_message(view: IncidentView) -> dict[str, Any]:
+    """Return the incident's root message: summary, who and why, checklist, buttons."""
+    incident = view.incident
+    name = incident.instance.get("name") or incident.instance_id
+    blocks: list[Block] = [
+        {"type": "header", "text": plain(f"{incident.id} · compromised instance {name}")},
+        {"type": "section", "fields": instance_fields(incident)},
+        {"type": "context", "elements": [mrkdwn(
+            f"Opened by {mention(incident.opened_by)} at {when(incident.opened_at)}"
+            + (f" · Reason: {escape(incident.reason)}" if incident.reason else "")
+        )]},
+        {"type": "divider"},
+        {"type": "section", "block_id": BlockId.CHECKLIST.value, "text": mrkdwn(
+            "*Playbook*\n" + "\n".join(
+                checklist_line(step, view.runs.get(step.id)) for step in view.steps)
+        )},
+    ]
+    buttons = [
+        step_button(incident, step, retry=run is not None)
+        for step in view.steps
+        if (run := view.runs.get(step.id)) is None
+        or run.state in (StepState.FAILED.value, StepState.INTERRUPTED.value)
+    ]
+    if buttons and incident.status not in ("closed", "false-positive"):
+        blocks.append({"type": "actions", "block_id": BlockId.STEP_BUTTONS.value,
+                       "elements": buttons[:25]})
+    blocks.append({"type": "context", "elements": [mrkdwn(
+        "Every step and its result is posted in this thread and kept in the audit trail "
+        f"(`irbot audit show {incident.id}`).")]})
+    return {
+        "text": f"{incident.id}: compromised instance {incident.instance_id} ({incident.status})",
+        "blocks": blocks,
+    }
+
+
+def step_result_message(view: IncidentView, step: Step, run: StepRun,
+                        outcome: StepOutcome) -> dict[str, Any]:
+    """Return the thread message reporting a step's result."""
+    icon = ":white_check_mark:" if outcome.ok else ":warning:"
+    blocks: list[Block] = [
+        {"type": "section", "text": mrkdwn(f"{icon} *{escape(outcome.headline)}*")},
+    ]
+    blocks.extend(_line_sections(outcome.lines))
+    blocks.append({"type": "context", "elements": [mrkdwn(
+        f"{step.label} requested by {mention(run.requested_by)} · "
+        f"started {when(run.started_at)} · finished {when(run.finished_at)} · "
+        f"{view.incident.id} run {run.id}")]})
+    return {"text": f"{view.incident.id}: {outcome.headline}", "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _line_sections(lines: Sequence[str]) -> Iterable[Block]:
+    """Pack lines into as few sections as the 3,000-character limit allows."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        text = "• " + escape(line)
+        if chunk and size + len(text) + 1 > SECTION_LIMIT:
+            yield {"type": "section", "text": mrkdwn("\n".join(chunk))}
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        yield {"type": "section", "text": mrkdwn("\n".join(chunk))}
+
+
+def help_text(command: str, steps: Sequence[Step]) -> str:
+    """Return the `/ir help` text."""
+    step_lines = "\n".join(f"• *{s.label}*: {s.summary}" for s in steps)
+    return (
+        f"*irbot: incident response for compromised EC2 instances*\n"
+        f"`{command} open <instance-id> [reason]`: open an incident thread for the instance\n"
+        f"`{command} status`: list the open incidents\n"
+        f"`{command} help`: this message\n\n"
+        f"*Steps (buttons in the incident thread)*\n{step_lines}"
+    )
+
+
+def status_text(incidents: Sequence[Incident], links: dict[str, str]) -> str:
+    """Return the `/ir status` text: open incidents with links to their threads."""
+    if not incidents:
+        return "No open incidents."
+    lines = [f"*Open incidents ({len(incidents)})*"]
+    for incident in incidents[:50]:
+        name = incident.instance.get("name") or ""
+        link = links.get(incident.id)
+        label = f"<{link}|{incident.id}>" if link else incident.id
+        lines.append(f"• {label}: `{incident.instance_id}` {escape(name)} · {incident.status} "
+                     f"· opened by {mention(incident.opened_by)} {when(incident.opened_at)}")
+    if len(incidents) > 50:
+        lines.append(f"…and {len(incidents) - 50} more")
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""The one place that posts and updates Slack messages (implements the engine's Notifier)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import blocks
+from playbooks.model import IncidentView, Step, StepOutcome
+from storage.models import StepRun
+
+log = logging.getLogger(__name__)
+
+
+class SlackNotifier:
+    """Posts incident messages to the incident channel and its threads."""
+
+    def __init__(self, client: WebClient, *, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+        self._permalinks: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, method: str, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            response = self.client.api_call(method, json=kwargs)
+            return dict(response.data) if isinstance(response.data, dict) else {}
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.error("Slack %s failed: %s", method, exc)
+            return None
+
+    def post_root(self, view: IncidentView) -> tuple[str, str] | None:
+        """Post the root message in the incident channel; return (channel, ts)."""
+        data = self._call("chat.postMessage", channel=self.channel, unfurl_links=False,
+                          **blocks.root_message(view))
+        if not data or not data.get("ts"):
+            return None
+        return str(data.get("channel") or self.channel), str(data["ts"])
+
+    def update_root(self, view: IncidentView) -> None:
+        """Re-render the root message in place."""
+        incident = view.incident
+        if not incident.channel_id or not incident.root_ts:
+            return
+        self._call("chat.update", channel=incident.channel_id, ts=incident.root_ts,
+                   **blocks.root_message(view))
+
+    def post_step_result(self, view: IncidentView, step: Step, run: StepRun,
+                         outcome: StepOutcome) -> None:
+        """Post a step's result in the thread."""
+        self._thread(view, blocks.step_result_message(view, step, run, outcome))
+
+    def post_in_thread(self, view: IncidentView, text: str) -> None:
+        """Post a plain notice in the thread."""
+        self._thread(view, {"text": text})
+
+    def _thread(self, view: IncidentView, message: dict[str, Any]) -> None:
+        incident = view.incident
+        if not incident.channel_id or not incident.root_ts:
+            log.error("%s has no thread to post in", incident.id)
+            return
+        self._call("chat.postMessage", channel=incident.channel_id,
+                   thread_ts=incident.root_ts, unfurl_links=False, **message)
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """Return a link to a message (cached; empty if Slack cannot say)."""
+        with self._lock:
+            if (channel, ts) in self._permalinks:
+                return self._permalinks[(channel, ts)]
+        try:
+            data = self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("chat.getPermalink failed: %s", exc)
+            return ""
+        link = str(data.get("permalink", ""))
+        with self._lock:
+            self._permalinks[(channel, ts)] = link
+        return link

@@ -1,0 +1,96 @@
+"""Validation of what Slack sends: slash command text and button payloads."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aws.instances import is_instance_id
+
+MAX_REASON = 500
+_INCIDENT_ID = re.compile(r"^IR-\d{4}-\d{4,}$")
+_STEP_ID = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class BadInput(ValueError):
+    """Input that irbot will not act on; the message is for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True)
+class Open:
+    instance_id: str
+    reason: str
+
+
+Command = Help | Status | Open
+
+
+def parse_command(text: str, command: str = "/ir") -> Command:
+    """Parse the slash command's text; raise BadInput with a helpful message."""
+    words = (text or "").strip().split(None, 1)
+    if not words or words[0].lower() == "help":
+        return Help()
+    verb, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
+    if verb == "status":
+        return Status()
+    if verb == "open":
+        parts = rest.split(None, 1)
+        if not parts:
+            raise BadInput(f"Which instance? Usage: `{command} open <instance-id> [reason]`")
+        instance_id = parts[0].strip().lower()
+        if not is_instance_id(instance_id):
+            raise BadInput(
+                f"`{parts[0][:40]}` is not an EC2 instance id: they look like "
+                f"`i-0123456789abcdef0`. Usage: `{command} open <instance-id> [reason]`"
+            )
+        reason = parts[1].strip() if len(parts) > 1 else ""
+        if len(reason) > MAX_REASON:
+            raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
+        return Open(instance_id=instance_id, reason=reason)
+    raise BadInput(f"I don't know `{verb[:30]}`. Try `{command} help`.")
+
+
+@dataclass(frozen=True)
+class StepClick:
+    incident_id: str
+    step_id: str
+    user_id: str
+
+
+def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
+    """Validate a step button's payload; raise BadInput if any part does not hold."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The click carries no valid Slack user.")
+    actions = body.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise BadInput("The click carries no single action.")
+    action = actions[0]
+    action_id = str(action.get("action_id", ""))
+    if not action_id.startswith(prefix):
+        raise BadInput("That is not a step button.")
+    try:
+        value = json.loads(str(action.get("value", "")))
+    except ValueError:
+        raise BadInput("That button's value is not valid.") from None
+    if not isinstance(value, dict):
+        raise BadInput("That button's value is not valid.")
+    incident_id, step_id = str(value.get("incident", "")), str(value.get("step", ""))
+    if not _INCIDENT_ID.match(incident_id) or not _STEP_ID.match(step_id):
+        raise BadInput("That button does not name a valid incident and step.")
+    if action_id != f"{prefix}{step_id}":
+        raise BadInput("That button's action and value disagree.")
+    return StepClick(incident_id=incident_id, step_id=step_id, user_id=user_id)

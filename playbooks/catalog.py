@@ -1,0 +1,29 @@
+"""The incident-response playbook: its steps, in the order responders take them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from playbooks.isolate import ISOLATE
+from playbooks.model import Step
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    steps: tuple[Step, ...]
+
+    def get(self, step_id: str) -> Step | None:
+        """Return the step with this id, or None."""
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def permissions(self) -> list[str]:
+        """Return the union of every step's IAM permissions, sorted."""
+        return sorted({p for step in self.steps for p in step.permissions})
+
+
+EC2_COMPROMISE = Playbook(name="Compromised EC2 instance", steps=(ISOLATE,))

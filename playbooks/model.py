@@ -1,0 +1,73 @@
+"""What a step is, what running one returns, and what the engine tells the outside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aws.session import Aws, CallLog
+from storage.models import Incident, StepRun
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything a step's action may use."""
+
+    incident: Incident
+    aws: Aws
+    log: CallLog
+    actor: str
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """A step's result: the verdict, a headline and lines for people, data for the record."""
+
+    ok: bool
+    headline: str
+    lines: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    incident_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One playbook step, declared once: the checklist, buttons and help come from here."""
+
+    id: str
+    label: str
+    title: str
+    summary: str
+    running_text: str
+    run: Callable[[StepContext], StepOutcome]
+    permissions: tuple[str, ...]
+    confirm: str | None = None
+    destructive: bool = False
+    needs_approval: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident with its steps and their latest runs, for rendering."""
+
+    incident: Incident
+    steps: tuple[Step, ...]
+    runs: dict[str, StepRun]
+
+
+class Notifier(Protocol):
+    """How the engine reports to people; bot/ implements it for Slack."""
+
+    def post_root(self, view: IncidentView) -> tuple[str, str] | None:
+        """Post the incident's root message; return (channel, ts) or None if it failed."""
+
+    def update_root(self, view: IncidentView) -> None:
+        """Re-render the root message in place."""
+
+    def post_step_result(self, view: IncidentView, step: Step, run: StepRun,
+                         outcome: StepOutcome) -> None:
+        """Post a step's result in the incident thread."""
+
+    def post_in_thread(self, view: IncidentView, text: str) -> None:
+        """Post a plain notice in the incident thread."""

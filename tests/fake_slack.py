@@ -1,0 +1,176 @@
+"""A small fake of Slack's Web API: a real HTTP server on port 0 that records every call.
+
+Also serves response_url endpoints (`/response/<id>`), and can rate-limit a method with a
+429 and Retry-After, the way Slack does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    token: str
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    """Start with `start()`; `api_url` is what SLACK_API_URL should be."""
+
+    def __init__(self, *, team: str = "T0TEAM", bot_user: str = "U0IRBOT") -> None:
+        self.team = team
+        self.bot_user = bot_user
+        self.calls: list[Call] = []
+        self.responses: list[Call] = []  # posts to response_url
+        self.usergroups: dict[str, list[str]] = {}
+        self.rate_limits: dict[str, float] = {}  # method -> Retry-After seconds, once
+        self.fail_methods: dict[str, str] = {}  # method -> Slack error code
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                self._reply(path, {k: v[0] for k, v in parse_qs(query).items()})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    args = json.loads(raw or "{}")
+                else:
+                    args = {k: v[0] for k, v in parse_qs(raw).items()}
+                self._reply(self.path, args)
+
+            def _reply(self, path: str, args: dict[str, Any]) -> None:
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                status, headers, body = fake._handle(path, args, token)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                payload = json.dumps(body).encode()
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.url}/response/{name}"
+
+    def start(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- inspection --------------------------------------------------------------------
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+        """Wait until predicate() is truthy (re-checked on every call); return its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._lock.release()
+                try:
+                    value = predicate()
+                finally:
+                    self._lock.acquire()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out waiting; calls: {self.summary()}")
+                self._cond.wait(min(left, 0.5))
+
+    def summary(self) -> list[str]:
+        return [f"{c.method}:{str(c.args.get('text', ''))[:80]}" for c in self.calls] + [
+            f"response:{str(c.args.get('text', ''))[:80]}" for c in self.responses]
+
+    def thread_messages(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c.args for c in self.calls
+                    if c.method == "chat.postMessage" and c.args.get("thread_ts") == ts
+                    and c.args.get("channel") == channel]
+
+    # --- behaviour ---------------------------------------------------------------------
+    def _handle(self, path: str, args: dict[str, Any], token: str
+                ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._cond:
+            try:
+                if path.startswith("/response/"):
+                    self.responses.append(Call(path.rsplit("/", 1)[-1], args, token))
+                    return 200, {}, {"ok": True}
+                method = path.removeprefix("/api/")
+                if method in self.rate_limits:
+                    retry = self.rate_limits.pop(method)
+                    self.calls.append(Call(method + "#429", args, token))
+                    return 429, {"Retry-After": str(int(retry))}, {"ok": False,
+                                                                   "error": "ratelimited"}
+                self.calls.append(Call(method, args, token))
+                if method in self.fail_methods:
+                    return 200, {}, {"ok": False, "error": self.fail_methods[method]}
+                return 200, {}, self._answer(method, args)
+            finally:
+                self._cond.notify_all()
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "team_id": self.team, "user_id": self.bot_user,
+                    "bot_id": "B0IRBOT", "url": "https://fake.slack.test/"}
+        if method == "chat.postMessage":
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            channel = str(args.get("channel"))
+            self.messages[(channel, ts)] = dict(args)
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, **args}}
+        if method == "chat.update":
+            key = (str(args.get("channel")), str(args.get("ts")))
+            if key not in self.messages:
+                return {"ok": False, "error": "message_not_found"}
+            self.messages[key] = {**self.messages[key], **args}
+            return {"ok": True, "channel": key[0], "ts": key[1]}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method == "chat.getPermalink":
+            ts = str(args.get("message_ts", "")).replace(".", "")
+            return {"ok": True, "permalink": f"https://fake.slack.test/archives/"
+                                             f"{args.get('channel')}/p{ts}"}
+        if method == "usergroups.users.list":
+            group = str(args.get("usergroup"))
+            if group not in self.usergroups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.usergroups[group]}
+        return {"ok": True}

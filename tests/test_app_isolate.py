@@ -1,0 +1,218 @@
+"""/ir open and the Isolate button through the FastAPI app, signed, with fake Slack and moto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from aws.quarantine_groups import QUARANTINE_NAME
+from bot.app import create_app
+from bot.deps import Deps, build_deps
+from bot.settings import load_settings
+from storage import audit
+from storage.models import StepRun
+from tests.aws_world import World, group_by_name, interface_groups
+from tests.fake_slack import FakeSlack
+from tests.harness import ALICE, BOB, CHANNEL, SECRET, SlackDriver, blocks_text, env
+from tests.signing import sign, slash_command
+
+
+@pytest.fixture
+def app_env(fake_slack: FakeSlack, database_url: str, moto: None,
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = env(fake_slack, database_url)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def deps(app_env: dict[str, str]) -> Iterator[Deps]:
+    built = build_deps(load_settings())
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture
+def driver(deps: Deps, fake_slack: FakeSlack) -> Iterator[SlackDriver]:
+    api = create_app(load_settings(), deps)
+    with TestClient(api) as client:
+        yield SlackDriver(http=client, slack=fake_slack)  # type: ignore[arg-type]
+
+
+def _open(driver: SlackDriver, world: World, reason: str = "GuardDuty C&C finding"
+          ) -> tuple[str, dict[str, Any]]:
+    response, name = driver.command(f"open {world.instance_id} {reason}")
+    assert response.status_code == 200
+    assert f"Opening an incident for `{world.instance_id}`" in response.text
+    driver.wait_reply(name, "Opened")
+    return driver.root()
+
+
+def test_open_posts_root_message_with_summary_and_buttons(driver: SlackDriver,
+                                                          world: World) -> None:
+    ts, root = _open(driver, world)
+    text = blocks_text(root)
+    for expected in (world.instance_id, "web-1", "t3.micro", "running", world.vpc_id,
+                     world.subnet_id, world.web_sg, "123456789012", "us-east-1",
+                     "GuardDuty C&amp;C finding", f"<@{ALICE}>", "IR-"):
+        assert expected in text, expected
+    assert "step:isolate" in text
+    assert root["channel"] == CHANNEL
+
+
+def test_isolate_click_contains_instance_and_reports_in_thread(
+        driver: SlackDriver, world: World, clients: dict[str, Any], deps: Deps) -> None:
+    ts, _root = _open(driver, world)
+    response, _name = driver.click("step:isolate", message_ts=ts)
+    assert response.status_code == 200
+
+    results = driver.slack.wait_for(lambda: [
+        m for m in driver.slack.thread_messages(CHANNEL, ts) if "isolated" in m.get("text", "")])
+    result_text = blocks_text(results[0])
+    for eni in world.eni_ids:
+        assert eni in result_text
+    assert "verified" in result_text and "no inbound and no outbound rules" in result_text
+
+    ec2 = clients["ec2"]
+    quarantine = group_by_name(ec2, world.vpc_id, QUARANTINE_NAME)
+    assert all(interface_groups(ec2, e) == [quarantine["GroupId"]] for e in world.eni_ids)
+
+    # The root message went from the button to "Isolating… (by @alice)" to done.
+    updates = driver.slack.wait_for(lambda: [
+        blocks_text(c.args) for c in driver.slack.calls_to("chat.update")
+        if len(driver.slack.calls_to("chat.update")) >= 2])
+    assert f"Isolating\\u2026* (by <@{ALICE}>)" in updates[0], updates[0]
+    assert "step:isolate" not in updates[0]
+    final = blocks_text(driver.root()[1])
+    assert "step:isolate" not in final and "done by" in final and "contained" in final
+
+    incident_id = next(iter(deps.engine.open_incidents())).id
+    actions = [(e.action, e.outcome) for e in audit.events_for(deps.sessions,
+                                                              incident_id=incident_id)]
+    assert actions == [("incident.open", "succeeded"), ("step.request", "accepted"),
+                       ("step.start", "started"), ("step.result", "succeeded")]
+    result_row = audit.events_for(deps.sessions, incident_id=incident_id)[-1]
+    assert len(result_row.request_ids) >= 8
+    assert audit.verify(deps.sessions).ok
+
+
+def test_second_click_runs_nothing_and_says_who(driver: SlackDriver, world: World,
+                                                deps: Deps) -> None:
+    ts, root = _open(driver, world)
+    button = driver.click("step:isolate", message_ts=ts)  # noqa: F841 (first click)
+    driver.slack.wait_for(lambda: any("isolated" in m.get("text", "")
+                                      for m in driver.slack.thread_messages(CHANNEL, ts)))
+    from tests.signing import buttons
+    stale = buttons(root)["step:isolate"]  # Bob clicks the button on his stale copy
+    _resp, name = driver.click("step:isolate", message_ts=ts, user=BOB, button=stale)
+    reply = driver.wait_reply(name, "already done")
+    assert f"<@{ALICE}>" in reply and "Nothing was run" in reply
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 1
+
+
+def test_concurrent_clicks_run_isolation_once(driver: SlackDriver, world: World,
+                                              deps: Deps) -> None:
+    ts, root = _open(driver, world)
+    from tests.signing import buttons
+    button = buttons(root)["step:isolate"]
+    names = [driver.click("step:isolate", message_ts=ts, user=u, button=button)[1]
+             for u in (ALICE, BOB, ALICE)]
+    driver.slack.wait_for(lambda: any("isolated" in m.get("text", "")
+                                      for m in driver.slack.thread_messages(CHANNEL, ts)))
+    refusals = driver.slack.wait_for(lambda: [n for n in names if any(
+        "already" in t for t in driver.replies(n))] if sum(
+        1 for n in names if any("already" in t for t in driver.replies(n))) == 2 else None)
+    assert len(refusals) == 2
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 1
+    results = [m for m in driver.slack.thread_messages(CHANNEL, ts)
+               if "isolated" in m.get("text", "")]
+    assert len(results) == 1
+
+
+def test_second_open_points_to_existing_thread(driver: SlackDriver, world: World) -> None:
+    ts, _root = _open(driver, world)
+    _resp, name = driver.command(f"open {world.instance_id}", user=BOB)
+    reply = driver.wait_reply(name, "already has an open incident")
+    assert "IR-" in reply and f"p{ts.replace('.', '')}" in reply
+    assert len([c for c in driver.slack.calls_to("chat.postMessage")
+                if not c.args.get("thread_ts")]) == 1
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("open", "Which instance?"),
+    ("open not-an-id", "is not an EC2 instance id"),
+    ("open i-123", "is not an EC2 instance id"),
+    ("frobnicate", "I don't know `frobnicate`"),
+])
+def test_bad_command_text_gets_a_clear_message(driver: SlackDriver, deps: Deps, text: str,
+                                               expected: str) -> None:
+    response, _name = driver.command(text)
+    assert response.status_code == 200 and expected in response.text
+    time.sleep(0.3)
+    assert driver.slack.calls_to("chat.postMessage") == []
+    assert deps.engine.open_incidents() == []
+
+
+def test_unknown_instance_is_reported_and_nothing_created(driver: SlackDriver, deps: Deps,
+                                                          world: World) -> None:
+    _resp, name = driver.command("open i-0123456789abcdef0")
+    reply = driver.wait_reply(name, "No instance")
+    assert "i-0123456789abcdef0" in reply and "Nothing was opened" in reply
+    assert deps.engine.open_incidents() == []
+    assert driver.slack.calls_to("chat.postMessage") == []
+
+
+def test_help_and_status(driver: SlackDriver, world: World) -> None:
+    response, _ = driver.command("help")
+    assert "open <instance-id>" in response.text and "Isolate" in response.text
+    _resp, name = driver.command("status")
+    assert "No open incidents" in driver.wait_reply(name)
+    ts, _root = _open(driver, world)
+    _resp, name = driver.command("status")
+    reply = driver.wait_reply(name, "Open incidents")
+    assert world.instance_id in reply and f"p{ts.replace('.', '')}" in reply
+
+
+def test_forged_and_stale_requests_get_401(driver: SlackDriver, world: World) -> None:
+    body = slash_command(text=f"open {world.instance_id}", user=ALICE, channel=CHANNEL,
+                         response_url=driver.slack.response_url("x"))
+    forged = sign("not-the-secret", body)
+    assert driver.http.post("/slack/events", content=body, headers=forged).status_code == 401
+    stale = sign(SECRET, body, timestamp=int(time.time()) - 6 * 60)
+    assert driver.http.post("/slack/events", content=body, headers=stale).status_code == 401
+    time.sleep(0.3)
+    assert driver.slack.calls == [] and driver.slack.responses == []
+
+
+def test_tampered_button_value_is_refused(driver: SlackDriver, world: World,
+                                          deps: Deps) -> None:
+    ts, root = _open(driver, world)
+    from tests.signing import buttons
+    button = dict(buttons(root)["step:isolate"])
+    button["value"] = '{"incident":"IR-1999-0001","step":"isolate"}'
+    _resp, name = driver.click("step:isolate", message_ts=ts, button=button)
+    assert "There is no incident IR-1999-0001" in driver.wait_reply(name, "Nothing")
+    button["value"] = "not json"
+    _resp, name = driver.click("step:isolate", message_ts=ts, button=button)
+    assert "not valid" in driver.wait_reply(name, "Nothing")
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 0
+    rejected = [e for e in audit.events_for(deps.sessions, incident_id="IR-1999-0001")]
+    assert rejected == []  # unknown incidents are audited without an incident id
+    assert audit.verify(deps.sessions).ok
+
+
+def test_healthz(driver: SlackDriver) -> None:
+    response = driver.http.get("/healthz")
+    assert response.status_code == 200 and response.json()["database"] == "ok"
+
+
+_ = httpx
