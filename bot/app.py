@@ -13,8 +13,9 @@ from slack_bolt import App, BoltRequest
 from bot import blocks
 from bot.deps import Deps
 from bot.settings import Settings
-from handlers import actions, commands
+from handlers import actions, commands, home
 from storage.db import ping
+from storage.models import Incident
 
 log = logging.getLogger(__name__)
 MAX_SLACK_BODY = 1024 * 1024
@@ -32,13 +33,16 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
     )
     engine = deps.engine
 
-    def status_text() -> str:
+    def open_with_links() -> tuple[list[Incident], dict[str, str]]:
         open_now = engine.open_incidents()
         links = {
             i.id: deps.notifier.permalink(i.channel_id, i.root_ts)
             for i in open_now if i.channel_id and i.root_ts
         }
-        return blocks.status_text(open_now, links)
+        return open_now, links
+
+    def status_text() -> str:
+        return blocks.status_text(*open_with_links())
 
     commands.register(
         bolt, engine=engine, command=settings.command,
@@ -46,6 +50,7 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
         status_text=status_text, link=deps.notifier.permalink,
     )
     actions.register(bolt, engine=engine)
+    home.register(bolt, home_view=lambda _user: blocks.home_view(*open_with_links()))
     return bolt
 
 

@@ -221,3 +221,14 @@ def status_text(incidents: Sequence[Incident], links: dict[str, str]) -> str:
     if len(incidents) > 50:
         lines.append(f"…and {len(incidents) - 50} more")
     return "\n".join(lines)
+
+
+def home_view(incidents: Sequence[Incident], links: dict[str, str]) -> dict[str, Any]:
+    """Return the Home tab: every open incident with its state and a link to its thread."""
+    body: list[Block] = [
+        {"type": "header", "text": plain("irbot: open incidents")},
+        {"type": "section", "text": mrkdwn(status_text(incidents, links))},
+        {"type": "context", "elements": [mrkdwn(
+            "Open an incident with `/ir open <instance-id> [reason]`; `/ir help` for more.")]},
+    ]
+    return {"type": "home", "blocks": body}

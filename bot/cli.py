@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket", action="store_true",
                        help="receive Slack's requests over Socket Mode (SLACK_APP_TOKEN)")
     serve.add_argument("--log-level", default=os.environ.get("IRBOT_LOG_LEVEL", "info"))
+    sub.add_parser("iam-policy", help="print the IAM policy irbot's AWS role needs")
     audit_cmd = sub.add_parser("audit", help="check or print the audit trail")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; name the first broken row")
@@ -38,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "iam-policy":
+        from playbooks.catalog import EC2_COMPROMISE
+
+        print(json.dumps(EC2_COMPROMISE.iam_policy(), indent=2))
+        return 0
     return _audit(args)
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from playbooks.isolate import ISOLATE
 from playbooks.model import Step
 
+# Opening an incident looks the instance and its role up.
+OPEN_PERMISSIONS = ("ec2:DescribeInstances", "iam:GetInstanceProfile")
+
 
 @dataclass(frozen=True)
 class Playbook:
@@ -22,8 +25,21 @@ class Playbook:
         return iter(self.steps)
 
     def permissions(self) -> list[str]:
-        """Return the union of every step's IAM permissions, sorted."""
-        return sorted({p for step in self.steps for p in step.permissions})
+        """Return the union of every step's IAM permissions and opening's, sorted."""
+        return sorted({p for step in self.steps for p in step.permissions}
+                      | set(OPEN_PERMISSIONS))
+
+    def iam_policy(self) -> dict[str, object]:
+        """Return the IAM policy document irbot's role needs for this playbook."""
+        return {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "IrbotPlaybook",
+                "Effect": "Allow",
+                "Action": self.permissions(),
+                "Resource": "*",
+            }],
+        }
 
 
 EC2_COMPROMISE = Playbook(name="Compromised EC2 instance", steps=(ISOLATE,))

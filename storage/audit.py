@@ -12,9 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import AuditEvent, AuditHead, utcnow
-
-GENESIS = "0" * 64
+from storage.models import GENESIS, AuditEvent, AuditHead, utcnow
 
 
 def utc_text(value: datetime) -> str:
@@ -64,8 +62,7 @@ def append(
             update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
         )
         if bumped.rowcount == 0:  # type: ignore[attr-defined]
-            session.add(AuditHead(id=1, seq=1, hash=GENESIS))
-            session.flush()
+            raise RuntimeError("the audit head row is missing: run create_schema first")
         head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
         row = AuditEvent(
             seq=head.seq,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Base
+from storage.models import GENESIS, AuditHead, Base
 
 
 def make_engine(url: str) -> Engine:
@@ -39,8 +40,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
+    """Create every table that does not exist yet, and the audit chain's head row."""
     Base.metadata.create_all(engine)
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(AuditHead.id).where(AuditHead.id == 1)).first() is None:
+                conn.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS))
+    except IntegrityError:
+        pass  # another process created it at the same moment
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -152,6 +152,9 @@ class Evidence(Base):
     collected_by: Mapped[str] = mapped_column(String(64))
 
 
+GENESIS = "0" * 64  # the previous hash of the first audit row
+
+
 class AuditHead(Base):
     """The single row that serializes appends to the audit chain."""
 

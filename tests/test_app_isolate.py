@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -56,7 +55,7 @@ def _open(driver: SlackDriver, world: World, reason: str = "GuardDuty C&C findin
 
 def test_open_posts_root_message_with_summary_and_buttons(driver: SlackDriver,
                                                           world: World) -> None:
-    ts, root = _open(driver, world)
+    _ts, root = _open(driver, world)
     text = blocks_text(root)
     for expected in (world.instance_id, "web-1", "t3.micro", "running", world.vpc_id,
                      world.subnet_id, world.web_sg, "123456789012", "us-east-1",
@@ -215,4 +214,19 @@ def test_healthz(driver: SlackDriver) -> None:
     assert response.status_code == 200 and response.json()["database"] == "ok"
 
 
-_ = httpx
+
+
+def test_home_tab_lists_open_incidents(driver: SlackDriver, world: World) -> None:
+    import json as _json
+    _open(driver, world)
+    body = _json.dumps({
+        "type": "event_callback", "team_id": "T0TEAM", "api_app_id": "A0IRBOT",
+        "event_id": "Ev01", "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": BOB, "tab": "home",
+                  "channel": "D0BOB", "event_ts": str(time.time())},
+    })
+    headers = {**sign(SECRET, body), "Content-Type": "application/json"}
+    assert driver.http.post("/slack/events", content=body, headers=headers).status_code == 200
+    published = driver.slack.wait_for(lambda: driver.slack.calls_to("views.publish"))
+    assert published[0].args["user_id"] == BOB
+    assert world.instance_id in _json.dumps(published[0].args["view"])

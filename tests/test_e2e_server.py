@@ -1,0 +1,137 @@
+"""End to end: `irbot serve` as a subprocess against moto's server and the fake Slack,
+driven over signed HTTP the way Slack drives it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto.ec2.responses.instances import InstanceResponse
+from moto.server import ThreadedMotoServer
+
+from aws.quarantine_groups import QUARANTINE_NAME
+from tests.aws_world import World, build_world, group_by_name, interface_groups
+from tests.fake_slack import FakeSlack
+from tests.harness import ALICE, CHANNEL, SlackDriver, blocks_text, env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    httpx.post(f"{url}/moto-api/reset")  # moto's state is per process, not per server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    yield url
+    httpx.post(f"{url}/moto-api/reset")
+    server.stop()
+
+
+@pytest.fixture
+def server_world(moto_server: str) -> World:
+    make = lambda name: boto3.client(name, region_name="us-east-1")  # noqa: E731
+    return build_world(make("ec2"), make("autoscaling"), make("elbv2"))
+
+
+@pytest.fixture
+def served(moto_server: str, fake_slack: FakeSlack, tmp_path: Path
+           ) -> Iterator[SlackDriver]:
+    port = _free_port()
+    irbot = shutil.which("irbot")
+    cmd = [irbot] if irbot else [sys.executable, "-m", "bot.cli"]
+    environment = {
+        **os.environ,
+        **env(fake_slack, f"sqlite:///{tmp_path}/irbot.db"),
+        "AWS_ENDPOINT_URL": moto_server,
+        "IRBOT_LOG_LEVEL": "warning",
+    }
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen([*cmd, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=environment, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "irbot serve did not become healthy"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            yield SlackDriver(http=client, slack=fake_slack)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def test_open_and_isolate_through_the_running_server(served: SlackDriver, server_world: World
+                                                     ) -> None:
+    world = server_world
+    response, name = served.command(f"open {world.instance_id} beaconing to a C2 domain")
+    assert response.status_code == 200 and "Opening an incident" in response.text
+    assert "Opened" in served.wait_reply(name, "Opened", timeout=30)
+    ts, root = served.root()
+    assert world.instance_id in blocks_text(root)
+
+    response, _ = served.click("step:isolate", message_ts=ts)
+    assert response.status_code == 200
+    served.slack.wait_for(lambda: any(
+        "isolated" in m.get("text", "") for m in served.slack.thread_messages(CHANNEL, ts)),
+        timeout=30)
+
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    quarantine = group_by_name(ec2, world.vpc_id, QUARANTINE_NAME)
+    assert quarantine["IpPermissions"] == [] and quarantine["IpPermissionsEgress"] == []
+    for eni in world.eni_ids:
+        assert interface_groups(ec2, eni) == [quarantine["GroupId"]]
+    instance = ec2.describe_instances(InstanceIds=[world.instance_id])["Reservations"][0][
+        "Instances"][0]
+    assert instance["State"]["Name"] == "running"
+    assert ec2.describe_instance_attribute(
+        InstanceId=world.instance_id, Attribute="disableApiTermination"
+    )["DisableApiTermination"]["Value"] is True
+    asg = boto3.client("autoscaling", region_name="us-east-1")
+    assert asg.describe_auto_scaling_instances(
+        InstanceIds=[world.instance_id])["AutoScalingInstances"] == []
+    final = served.slack.wait_for(lambda: "done by" in blocks_text(served.root()[1])
+                                  and served.root()[1])
+    assert f"<@{ALICE}>" in blocks_text(final)
+
+
+def test_a_slow_aws_call_does_not_delay_the_ack(served: SlackDriver, server_world: World,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    original = InstanceResponse.describe_instances
+
+    def slow(self: Any) -> Any:
+        time.sleep(5)
+        return original(self)
+
+    monkeypatch.setattr(InstanceResponse, "describe_instances", slow)
+    started = time.monotonic()
+    response, name = served.command(f"open {server_world.instance_id}")
+    acked = time.monotonic() - started
+    assert response.status_code == 200 and "Opening an incident" in response.text
+    assert acked < 2.0, acked
+    served.wait_reply(name, "Opened", timeout=30)
+    assert time.monotonic() - started >= 5

@@ -1,0 +1,90 @@
+"""Settings refuse what cannot work, with one line naming the setting; the CLI's audit
+commands print and verify the trail."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.cli import main
+from bot.settings import SettingsError, load_settings
+from storage import audit
+from storage.db import create_schema, make_engine, session_factory
+
+GOOD = {
+    "SLACK_BOT_TOKEN": "xoxb-123-456-abc",
+    "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
+    "IRBOT_CHANNEL": "C0123ABCD",
+    "AWS_REGION": "eu-west-1",
+}
+
+
+def test_good_settings_load_with_defaults() -> None:
+    settings = load_settings(GOOD)
+    assert settings.database_url == "sqlite:///irbot.db"
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.command == "/ir" and settings.aws_region == "eu-west-1"
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("SLACK_BOT_TOKEN", "", "SLACK_BOT_TOKEN is not set"),
+    ("SLACK_BOT_TOKEN", "xoxb-your-token", "SLACK_BOT_TOKEN still holds a placeholder"),
+    ("SLACK_BOT_TOKEN", "xoxp-123", "must be a bot token"),
+    ("SLACK_SIGNING_SECRET", "changeme", "SLACK_SIGNING_SECRET still holds a placeholder"),
+    ("IRBOT_CHANNEL", "#incidents", "IRBOT_CHANNEL must be a channel id"),
+    ("SLACK_API_URL", "ftp://x", "SLACK_API_URL must be an http(s) URL"),
+    ("IRBOT_COMMAND", "ir", "IRBOT_COMMAND must look like /ir"),
+])
+def test_bad_settings_name_the_setting(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({**GOOD, name: value})
+
+
+def test_socket_mode_needs_an_app_token() -> None:
+    with pytest.raises(SettingsError, match="SLACK_APP_TOKEN is not set"):
+        load_settings(GOOD, socket_mode=True)
+    assert load_settings({**GOOD, "SLACK_APP_TOKEN": "xapp-1-A1-2-abc"},
+                         socket_mode=True).slack_app_token.startswith("xapp-")
+
+
+def test_serve_refuses_to_start_with_one_clear_line(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SLACK_", "IRBOT_"))}
+    environment.update({**GOOD, "SLACK_SIGNING_SECRET": ""})
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=environment,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "irbot: SLACK_SIGNING_SECRET is not set: the signing secret from the Slack app"]
+
+
+def test_audit_verify_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    engine = make_engine(url)
+    create_schema(engine)
+    sessions = session_factory(engine)
+    audit.append(sessions, action="incident.open", actor="U0ALICE", outcome="succeeded",
+                 incident_id="IR-2026-0001", detail="opened")
+    audit.append(sessions, action="step.result", actor="U0ALICE", outcome="succeeded",
+                 incident_id="IR-2026-0001", step_id="isolate", request_ids=["req-1"])
+
+    assert main(["audit", "verify"]) == 0
+    assert "OK: 2 rows" in capsys.readouterr().out
+    assert main(["audit", "show", "IR-2026-0001"]) == 0
+    shown = capsys.readouterr().out
+    assert "incident.open" in shown and "[isolate]" in shown and "aws=req-1" in shown
+    assert main(["audit", "show", "IR-2026-0099"]) == 1
+
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET detail = 'edited' WHERE seq = 1"))
+    assert main(["audit", "verify"]) == 1
+    assert "BROKEN at row 1" in capsys.readouterr().out
+    engine.dispose()
