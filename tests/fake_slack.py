@@ -40,6 +40,7 @@ class FakeSlack:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.socket_url = ""  # what apps.connections.open hands out (Socket Mode)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -168,6 +169,10 @@ class FakeSlack:
             ts = str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "permalink": f"https://fake.slack.test/archives/"
                                              f"{args.get('channel')}/p{ts}"}
+        if method == "apps.connections.open":
+            if not self.socket_url:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_url}
         if method == "usergroups.users.list":
             group = str(args.get("usergroup"))
             if group not in self.usergroups:

@@ -3,6 +3,8 @@ driven over signed HTTP the way Slack drives it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
@@ -22,6 +24,7 @@ from moto.server import ThreadedMotoServer
 from aws.quarantine_groups import QUARANTINE_NAME
 from tests.aws_world import World, build_world, group_by_name, interface_groups
 from tests.fake_slack import FakeSlack
+from tests.fake_socket_mode import FakeSocketMode
 from tests.harness import ALICE, CHANNEL, SlackDriver, blocks_text, env
 
 
@@ -50,39 +53,49 @@ def server_world(moto_server: str) -> World:
     return build_world(make("ec2"), make("autoscaling"), make("elbv2"))
 
 
-@pytest.fixture
-def served(moto_server: str, fake_slack: FakeSlack, tmp_path: Path
-           ) -> Iterator[SlackDriver]:
+@contextlib.contextmanager
+def running_irbot(fake_slack: FakeSlack, moto_url: str, tmp_path: Path,
+                  *args: str, **extra_env: str) -> Iterator[str]:
+    """Run `irbot serve` as a process until healthy; yield its base URL."""
     port = _free_port()
     irbot = shutil.which("irbot")
     cmd = [irbot] if irbot else [sys.executable, "-m", "bot.cli"]
     environment = {
         **os.environ,
         **env(fake_slack, f"sqlite:///{tmp_path}/irbot.db"),
-        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ENDPOINT_URL": moto_url,
         "IRBOT_LOG_LEVEL": "warning",
+        **extra_env,
     }
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([*cmd, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=environment, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "irbot serve did not become healthy"
-            time.sleep(0.2)
-        with httpx.Client(base_url=base, timeout=10) as client:
-            yield SlackDriver(http=client, slack=fake_slack)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            env=environment, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "irbot serve did not become healthy"
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture
+def served(moto_server: str, fake_slack: FakeSlack, tmp_path: Path
+           ) -> Iterator[SlackDriver]:
+    with running_irbot(fake_slack, moto_server, tmp_path) as base, \
+            httpx.Client(base_url=base, timeout=10) as client:
+        yield SlackDriver(http=client, slack=fake_slack)
 
 
 def test_open_and_isolate_through_the_running_server(served: SlackDriver, server_world: World
@@ -135,3 +148,31 @@ def test_a_slow_aws_call_does_not_delay_the_ack(served: SlackDriver, server_worl
     assert acked < 2.0, acked
     served.wait_reply(name, "Opened", timeout=30)
     assert time.monotonic() - started >= 5
+
+
+def test_socket_mode_serves_the_same_app(moto_server: str, fake_slack: FakeSlack,
+                                         server_world: World, tmp_path: Path) -> None:
+    socket = FakeSocketMode().start()
+    fake_slack.socket_url = socket.url
+    try:
+        with running_irbot(fake_slack, moto_server, tmp_path, "--socket",
+                           SLACK_APP_TOKEN="xapp-1-A0IRBOT-1-test"):
+            assert socket.connected.wait(15)
+            payload = {
+                "token": "legacy", "team_id": "T0TEAM", "channel_id": CHANNEL,
+                "user_id": ALICE, "command": "/ir",
+                "text": f"open {server_world.instance_id} via socket mode",
+                "response_url": fake_slack.response_url("sock"), "trigger_id": "1.2.3",
+                "api_app_id": "A0IRBOT",
+            }
+            socket.push({"envelope_id": "env-1", "type": "slash_commands",
+                         "payload": payload, "accepts_response_payload": True})
+            ack = socket.wait_ack("env-1")
+            assert "Opening an incident" in json.dumps(ack)
+            fake_slack.wait_for(lambda: any(
+                c.method == "sock" and "Opened" in str(c.args.get("text"))
+                for c in fake_slack.responses), timeout=30)
+            (root,) = [c for c in fake_slack.calls_to("chat.postMessage")]
+            assert server_world.instance_id in blocks_text(root.args)
+    finally:
+        socket.stop()
