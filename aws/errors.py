@@ -47,7 +47,7 @@ _NOT_FOUND_SUFFIXES = (".NotFound", "NotFound", "NoSuchEntity", "NotFoundExcepti
 _DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "AuthFailure"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 
-# boto3 operation name -> IAM action, for a readable AccessDenied message.
+# boto3 service name -> IAM action prefix, for a readable AccessDenied message.
 _SERVICE_PREFIX = {
     "ec2": "ec2",
     "autoscaling": "autoscaling",
@@ -64,6 +64,9 @@ def iam_action(service: str, operation: str) -> str:
 
 def from_client_error(exc: ClientError, *, service: str, operation: str) -> AwsError:
     """Map a botocore ClientError to the project's error for its code."""
+    # ClientError knows the API's own name (ModifyNetworkInterfaceAttribute), which is
+    # also the IAM action's.
+    operation = str(getattr(exc, "operation_name", "") or operation)
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = str(error.get("Message", "")) or str(exc)

@@ -26,6 +26,10 @@ CLIENT_CONFIG = Config(
 )
 
 
+# The services a containment touches; their clients are built at start-up.
+WARM_SERVICES = ("ec2", "autoscaling", "elbv2", "iam")
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """One AWS call as the audit trail keeps it."""
@@ -71,6 +75,10 @@ class Aws:
 
     def client(self, service: str) -> Any:
         """Return the (thread-safe, shared) client for `service`."""
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        # Creating clients from one boto3 session is not thread-safe; using them is.
         with self._lock:
             if service not in self._clients:
                 make: Callable[..., Any] = self._session.client
@@ -78,6 +86,11 @@ class Aws:
                     service, region_name=self.region, config=CLIENT_CONFIG
                 )
             return self._clients[service]
+
+    def warm(self, services: Iterable[str] = WARM_SERVICES) -> None:
+        """Create the clients now, so the first incident does not pay for loading models."""
+        for service in services:
+            self.client(service)
 
     def call(self, log: CallLog, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """Call `service.operation(**params)`, record it in `log`, map errors to AwsError."""

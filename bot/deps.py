@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
@@ -47,5 +48,8 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
     slack = slack_client(settings)
     notifier = SlackNotifier(slack, channel=settings.channel)
     aws = aws or AwsFactory(default_region=settings.aws_region)
+    # Loading the service models takes a moment: do it beside start-up, not in the
+    # first containment.
+    threading.Thread(target=aws.for_region().warm, name="aws-warm", daemon=True).start()
     engine = Engine(sessions=sessions, aws=aws, notifier=notifier, playbook=EC2_COMPROMISE)
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws, engine=engine)

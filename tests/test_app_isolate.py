@@ -230,3 +230,45 @@ def test_home_tab_lists_open_incidents(driver: SlackDriver, world: World) -> Non
     published = driver.slack.wait_for(lambda: driver.slack.calls_to("views.publish"))
     assert published[0].args["user_id"] == BOB
     assert world.instance_id in _json.dumps(published[0].args["view"])
+
+
+def test_aws_unreachable_is_reported_and_nothing_created(
+        driver: SlackDriver, deps: Deps, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    from aws.session import AwsFactory
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{dead}")
+    deps.engine.aws = AwsFactory(default_region="us-east-1")
+    _resp, name = driver.command("open i-0123456789abcdef0")
+    reply = driver.wait_reply(name, "Nothing was opened", timeout=60)
+    assert "AWS is not reachable" in reply
+    assert deps.engine.open_incidents() == []
+    rows = audit.events_for(deps.sessions, incident_id="")  # none tied to an incident
+    assert rows == []
+    assert audit.verify(deps.sessions).ok
+
+
+def test_root_post_failure_is_told_and_retried(driver: SlackDriver, world: World,
+                                               deps: Deps) -> None:
+    driver.slack.fail_methods["chat.postMessage"] = "not_in_channel"
+    _resp, name = driver.command(f"open {world.instance_id}")
+    assert "could not be posted" in driver.wait_reply(name, "could not be posted")
+    del driver.slack.fail_methods["chat.postMessage"]
+    _resp, name = driver.command(f"open {world.instance_id}")
+    reply = driver.wait_reply(name, "already has an open incident")
+    assert "Go to the thread" in reply
+    ts, root = driver.root()
+    assert world.instance_id in blocks_text(root)
+    (incident,) = deps.engine.open_incidents()
+    assert incident.root_ts == ts
+
+
+def test_slack_rate_limit_is_waited_out(driver: SlackDriver, world: World) -> None:
+    driver.slack.rate_limits["chat.postMessage"] = 1
+    _open(driver, world)
+    limited = [c for c in driver.slack.calls if c.method == "chat.postMessage#429"]
+    posted = driver.slack.calls_to("chat.postMessage")
+    assert len(limited) == 1 and len(posted) == 1
+    assert posted[0].at - limited[0].at >= 0.9  # waited for Retry-After

@@ -6,10 +6,14 @@ import time
 from typing import Any
 
 import boto3
+import pytest
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
 
 from aws.isolation import INCIDENT_TAG, isolate
 from aws.quarantine_groups import QUARANTINE_NAME, UNTRACK_NAME
 from aws.session import AwsFactory, CallLog
+from playbooks.isolate import _headline, describe
 from tests.aws_world import World, group_by_name, interface_groups
 
 
@@ -109,6 +113,7 @@ def test_round_trips_to_quarantine_and_verification(world: World) -> None:
     session = boto3.session.Session()
     session.events.register("before-call", lambda **_: time.sleep(LATENCY))
     slow = AwsFactory(default_region="us-east-1", session=session).for_region()
+    slow.warm()  # as `irbot serve` does at start-up
     log = CallLog()
     start = time.monotonic()
     report = isolate(slow, log, instance_id=world.instance_id, incident_id="IR-2026-0001",
@@ -130,3 +135,32 @@ def test_round_trips_to_quarantine_and_verification(world: World) -> None:
 
 
 LATENCY = 0.5
+
+
+def test_a_failed_move_is_named_with_the_state_it_left(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AccessDenied on one interface: the others are still quarantined, the report says
+    which failed, names the missing permission and reads back where each one is."""
+    backend_cls = NetworkInterfaceBackend
+    original = backend_cls.modify_network_interface_attribute
+    denied = world.eni_ids[1]
+
+    def deny_second(self: Any, eni_id: str, group_ids: list[str], *args: Any,
+                    **kwargs: Any) -> None:
+        if eni_id == denied:
+            raise EC2ClientError("UnauthorizedOperation",
+                                 "You are not authorized to perform this operation.")
+        original(self, eni_id, group_ids, *args, **kwargs)
+
+    monkeypatch.setattr(backend_cls, "modify_network_interface_attribute", deny_second)
+    report, _log = _isolate(world)
+    assert not report.contained
+    by_id = {i.interface_id: i for i in report.interfaces}
+    assert by_id[world.eni_ids[0]].verified
+    failed = by_id[denied]
+    assert not failed.verified
+    assert "ec2:ModifyNetworkInterfaceAttribute" in failed.error
+    assert sorted(failed.groups_after) == sorted([world.admin_sg, world.web_sg])
+    lines = "\n".join(describe(report))
+    assert f"{denied}" in lines and "NOT verified" in lines
+    assert _headline(report).startswith("Isolation of")
