@@ -74,7 +74,7 @@ def step_button(incident: Incident, step: Step, *, retry: bool = False) -> dict[
     if step.confirm:
         button["confirm"] = {
             "title": plain(f"{step.label} {incident.instance_id}?", 100),
-            "text": mrkdwn(step.confirm.format(instance=incident.instance_id)[:300]),
+            "text": mrkdwn(step.confirm.format(instance=incident.instance_id)),
             "confirm": plain(step.label, 30),
             "deny": plain("Cancel", 30),
             **({"style": "danger"} if step.destructive else {}),

@@ -134,10 +134,9 @@ ISOLATE = Step(
     run=run_isolate,
     permissions=PERMISSIONS,
     confirm=(
-        "Every network interface of {instance} goes into the quarantine security group: no "
-        "traffic in or out, existing connections cut. Termination protection goes on and it "
-        "leaves its Auto Scaling and target groups. Run volatile triage first: after "
-        "isolation SSM can no longer reach the instance."
+        "Moves every network interface of {instance} into the quarantine group: no traffic "
+        "in or out, open connections cut. Turns termination protection on; takes it out of "
+        "Auto Scaling and target groups. Run triage first: SSM cannot reach it afterwards."
     ),
     destructive=True,
 )

@@ -272,3 +272,47 @@ def test_slack_rate_limit_is_waited_out(driver: SlackDriver, world: World) -> No
     posted = driver.slack.calls_to("chat.postMessage")
     assert len(limited) == 1 and len(posted) == 1
     assert posted[0].at - limited[0].at >= 0.9  # waited for Retry-After
+
+
+def test_a_crash_in_a_listener_reaches_the_user_and_the_audit(
+        driver: SlackDriver, deps: Deps, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(**_: Any) -> Any:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(deps.engine, "open_incident", explode)
+    _resp, name = driver.command(f"open {world.instance_id}")
+    reply = driver.wait_reply(name, "unexpected error")
+    assert "ref `" in reply
+    rows = _all_rows(deps)
+    assert rows[-1].outcome == "error" and "database on fire" in rows[-1].detail
+
+
+def test_a_crash_inside_a_step_fails_it_visibly_and_allows_retry(
+        driver: SlackDriver, deps: Deps, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import playbooks.isolate
+
+    ts, _root = _open(driver, world)
+    monkeypatch.setattr(playbooks.isolate, "isolate",
+                        lambda *a, **k: (_ for _ in ()).throw(KeyError("boom")))
+    driver.click("step:isolate", message_ts=ts)
+    failed = driver.slack.wait_for(lambda: [
+        m for m in driver.slack.thread_messages(CHANNEL, ts)
+        if "failed unexpectedly" in m.get("text", "")])
+    assert "KeyError" in failed[0]["text"]
+    root = driver.slack.wait_for(lambda: "Retry Isolate" in blocks_text(driver.root()[1])
+                                 and driver.root()[1])
+    assert "failed" in blocks_text(root)
+    monkeypatch.undo()
+    driver.click("step:isolate", message_ts=ts, user=BOB)
+    driver.slack.wait_for(lambda: any("isolated" in m.get("text", "")
+                                      for m in driver.slack.thread_messages(CHANNEL, ts)))
+    results = [e.outcome for e in _all_rows(deps) if e.action == "step.result"]
+    assert results == ["failed", "succeeded"]
+
+
+def _all_rows(deps: Deps) -> list[Any]:
+    from sqlalchemy import select
+
+    from storage.models import AuditEvent
+    with deps.sessions() as session:
+        return list(session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars())

@@ -87,3 +87,12 @@ def test_long_results_respect_slack_limits() -> None:
     for block in message["blocks"]:
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= blocks.SECTION_LIMIT
+
+
+def test_confirm_dialogs_fit_slack_limits() -> None:
+    view, _run, _outcome = _view()
+    for step in EC2_COMPROMISE:
+        button = blocks.step_button(view.incident, step)
+        if "confirm" in button:
+            assert len(button["confirm"]["text"]["text"]) <= 300, step.id
+            assert len(button["confirm"]["title"]["text"]) <= 100, step.id
