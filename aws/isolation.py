@@ -158,28 +158,31 @@ def _move_all(aws: Aws, log: CallLog, pool: ThreadPoolExecutor, report: Isolatio
     """Move every interface to untrack, all at once, then every one to quarantine."""
     pending = [i for i in report.interfaces if not i.already_isolated]
 
-    def move(eni: InterfaceResult, group_id: str) -> None:
-        aws.call(log, "ec2", "modify_network_interface_attribute",
-                 NetworkInterfaceId=eni.interface_id, Groups=[group_id])
+    def wave(group_id: str) -> dict[str, AwsError | None]:
+        """Move every pending interface to `group_id` at once; return each one's error."""
+        jobs = {eni.interface_id: pool.submit(
+            aws.call, log, "ec2", "modify_network_interface_attribute",
+            NetworkInterfaceId=eni.interface_id, Groups=[group_id]) for eni in pending}
+        errors: dict[str, AwsError | None] = {}
+        for interface_id, job in jobs.items():
+            try:
+                job.result()
+                errors[interface_id] = None
+            except AwsError as exc:
+                errors[interface_id] = exc
+        return errors
 
-    first = {eni.interface_id: pool.submit(move, eni, groups.untrack_id) for eni in pending}
-    for eni in pending:
-        try:
-            first[eni.interface_id].result()
-            eni.untracked = True
-        except AwsError as exc:
+    for eni, error in zip(pending, wave(groups.untrack_id).values(), strict=True):
+        eni.untracked = error is None
+        if error is not None:
             # Still quarantine it: a direct swap beats leaving it open, but its tracked
             # connections may survive, so say so.
-            eni.error = f"move to {UNTRACK_NAME} failed ({exc}); tracked connections may persist"
-    second = {eni.interface_id: pool.submit(move, eni, groups.quarantine_id) for eni in pending}
-    for eni in pending:
-        try:
-            second[eni.interface_id].result()
-            eni.quarantined = True
-        except AwsError as exc:
-            eni.error = (eni.error + "; " if eni.error else "") + (
-                f"move to {QUARANTINE_NAME} failed: {exc}"
-            )
+            eni.error = f"move to {UNTRACK_NAME} failed ({error}); tracked connections may persist"
+    for eni, error in zip(pending, wave(groups.quarantine_id).values(), strict=True):
+        eni.quarantined = error is None
+        if error is not None:
+            eni.error = "; ".join(filter(None, [eni.error,
+                                                f"move to {QUARANTINE_NAME} failed: {error}"]))
 
 
 def _verify(aws: Aws, log: CallLog, pool: ThreadPoolExecutor, report: IsolationReport,

@@ -4,11 +4,12 @@ so the quarantine group then cuts them; AWS's own containment technique)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aws.errors import AwsError
-from aws.session import Aws, CallLog
+from aws.session import Aws, CallLog, run_all
 
 QUARANTINE_NAME = "irbot-quarantine"
 UNTRACK_NAME = "irbot-untrack"
@@ -41,24 +42,38 @@ def find_groups(aws: Aws, log: CallLog, vpc_id: str) -> dict[str, dict[str, Any]
 def ensure_groups(
     aws: Aws, log: CallLog, vpc_id: str, found: dict[str, dict[str, Any]]
 ) -> VpcGroups:
-    """Create or repair the VPC's quarantine and untrack groups; return their ids."""
-    created: list[str] = []
-    repaired: list[str] = []
-    quarantine = found.get(QUARANTINE_NAME)
-    if quarantine is None:
-        quarantine = _create(aws, log, vpc_id, QUARANTINE_NAME, "quarantine",
-                             "irbot quarantine: no inbound, no outbound")
-        created.append(quarantine["GroupId"])
-    if _strip_rules(aws, log, quarantine) and quarantine["GroupId"] not in created:
-        repaired.append(quarantine["GroupId"])
-    untrack = found.get(UNTRACK_NAME)
-    if untrack is None:
-        untrack = _create(aws, log, vpc_id, UNTRACK_NAME, "untrack",
-                          "irbot untrack: allow-all both ways, transit only during isolation")
-        created.append(untrack["GroupId"])
-    if _open_all(aws, log, untrack) and untrack["GroupId"] not in created:
-        repaired.append(untrack["GroupId"])
-    return VpcGroups(quarantine["GroupId"], untrack["GroupId"], created, repaired)
+    """Create or repair the VPC's quarantine and untrack groups (both at once)."""
+    results = run_all([
+        lambda: _ensure_one(aws, log, vpc_id, QUARANTINE_NAME, found.get(QUARANTINE_NAME)),
+        lambda: _ensure_one(aws, log, vpc_id, UNTRACK_NAME, found.get(UNTRACK_NAME)),
+    ])
+    ensured: list[tuple[str, str]] = []
+    for result in results:
+        if isinstance(result, AwsError):
+            raise result
+        ensured.append(result)
+    (quarantine_id, q_state), (untrack_id, u_state) = ensured
+    states = [(quarantine_id, q_state), (untrack_id, u_state)]
+    return VpcGroups(
+        quarantine_id=quarantine_id,
+        untrack_id=untrack_id,
+        created=[gid for gid, state in states if state == "created"],
+        repaired=[gid for gid, state in states if state == "repaired"],
+    )
+
+
+def _ensure_one(
+    aws: Aws, log: CallLog, vpc_id: str, name: str, group: dict[str, Any] | None
+) -> tuple[str, str]:
+    """Return the group's id and "created", "repaired" or "" for one that was right."""
+    purpose, description, fix = _SPECS[name]
+    state = ""
+    if group is None:
+        group = _create(aws, log, vpc_id, name, purpose, description)
+        state = "created"
+    if fix(aws, log, group) and not state:
+        state = "repaired"
+    return str(group["GroupId"]), state
 
 
 def _create(
@@ -129,6 +144,13 @@ def _clean(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds",
             "UserIdGroupPairs")
     return [{k: v for k, v in p.items() if k in keep and v not in ([], None)} for p in permissions]
+
+
+_SPECS: dict[str, tuple[str, str, Callable[[Aws, CallLog, dict[str, Any]], bool]]] = {
+    QUARANTINE_NAME: ("quarantine", "irbot quarantine: no inbound, no outbound", _strip_rules),
+    UNTRACK_NAME: ("untrack", "irbot untrack: allow-all both ways, transit only during "
+                   "isolation", _open_all),
+}
 
 
 def rule_count(group: dict[str, Any]) -> int:
