@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,6 +79,11 @@ class Engine:
         self.aws = aws
         self.notifier = notifier
         self.playbook = playbook
+        # Root messages are re-rendered from the database under a per-incident lock, so a
+        # late "running" update can never overwrite a newer result.
+        self._root_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="root-update")
 
     # --- views -------------------------------------------------------------------------
     def view(self, incident_id: str) -> IncidentView | None:
@@ -185,7 +192,8 @@ class Engine:
         audit.append(self.sessions, action="step.start", actor=actor, outcome="started",
                      incident_id=incident.id, step_id=step.id,
                      params={"instance_id": incident.instance_id, "region": incident.region})
-        self._refresh(incident.id)
+        # Show "Isolating… (by @x)" without making containment wait for Slack.
+        self._background.submit(self.refresh_root, incident.id)
         aws = self.aws.for_region(incident.region)
         call_log = CallLog()
         try:
@@ -218,13 +226,17 @@ class Engine:
         view = self.view(incident.id)
         if view is not None:
             self.notifier.post_step_result(view, step, finished, outcome)
-            self.notifier.update_root(view)
+        self.refresh_root(incident.id)
         return outcome
 
-    def _refresh(self, incident_id: str) -> None:
-        view = self.view(incident_id)
-        if view is not None:
-            self.notifier.update_root(view)
+    def refresh_root(self, incident_id: str) -> None:
+        """Re-render the incident's root message from its current state."""
+        with self._locks_guard:
+            lock = self._root_locks.setdefault(incident_id, threading.Lock())
+        with lock:
+            view = self.view(incident_id)
+            if view is not None:
+                self.notifier.update_root(view)
 
 
 def _busy_reason(step: Step, run: StepRun) -> str:

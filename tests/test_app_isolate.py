@@ -316,3 +316,13 @@ def _all_rows(deps: Deps) -> list[Any]:
     from storage.models import AuditEvent
     with deps.sessions() as session:
         return list(session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars())
+
+
+def test_healthz_is_503_when_the_database_does_not_answer(driver: SlackDriver, deps: Deps,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from storage.db import make_engine
+    monkeypatch.setattr(deps, "db", make_engine(
+        "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1"))
+    response = driver.http.get("/healthz")
+    assert response.status_code == 503 and response.json()["database"] == "down"
