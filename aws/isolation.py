@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aws.errors import AwsError, NotFound
 from aws.instances import describe_instance_raw, interfaces_of
+from aws.plans import PlannedCall, checked
 from aws.quarantine_groups import (
     QUARANTINE_NAME,
     UNTRACK_NAME,
@@ -24,7 +25,7 @@ from aws.quarantine_groups import (
     find_groups,
     rule_count,
 )
-from aws.session import Aws, CallLog
+from aws.session import Aws, CallLog, run_all
 
 T = TypeVar("T")
 INCIDENT_TAG = "irbot:incident"
@@ -373,3 +374,37 @@ def _registered_targets(aws: Aws, log: CallLog, pool: ThreadPoolExecutor,
                     "availability_zone": target.get("AvailabilityZone", ""),
                 })
     return found
+
+
+def plan_isolation(aws: Aws, log: CallLog, *, instance_id: str,
+                   vpc_id: str | None = None) -> list[PlannedCall]:
+    """Describe, call by call, what isolating the instance will change, dry-running the
+    EC2 calls so a missing permission shows before anyone approves."""
+    instance, _owner = describe_instance_raw(aws, log, instance_id)
+    vpc = str(instance.get("VpcId", "") or vpc_id or "")
+    found = find_groups(aws, log, vpc) if vpc else {}
+    tasks: list[Callable[[], PlannedCall]] = []
+    if QUARANTINE_NAME not in found or UNTRACK_NAME not in found:
+        tasks.append(checked(aws, log, "ec2:CreateSecurityGroup", vpc,
+                             f"create {QUARANTINE_NAME} / {UNTRACK_NAME} in {vpc}",
+                             "create_security_group", GroupName="irbot-dry-run",
+                             Description="dry run", VpcId=vpc))
+    for eni in interfaces_of(instance):
+        tasks.append(checked(
+            aws, log, "ec2:ModifyNetworkInterfaceAttribute", eni.interface_id,
+            f"{', '.join(eni.group_ids) or 'no groups'} -> {UNTRACK_NAME} -> {QUARANTINE_NAME}",
+            "modify_network_interface_attribute", NetworkInterfaceId=eni.interface_id,
+            Groups=eni.group_ids))
+    tasks.append(checked(aws, log, "ec2:ModifyInstanceAttribute", instance_id,
+                         "termination protection on, shutdown behaviour stop, volumes kept",
+                         "modify_instance_attribute", InstanceId=instance_id,
+                         DisableApiTermination={"Value": True}))
+    tasks.append(checked(aws, log, "ec2:CreateTags", instance_id,
+                         f"tag {INCIDENT_TAG}", "create_tags", Resources=[instance_id],
+                         Tags=[{"Key": INCIDENT_TAG, "Value": "dry-run"}]))
+    planned = [p for p in run_all(tasks) if isinstance(p, PlannedCall)]
+    planned.append(PlannedCall("autoscaling:DetachInstances", instance_id,
+                               "detach from its Auto Scaling group, if any (capacity kept)"))
+    planned.append(PlannedCall("elasticloadbalancing:DeregisterTargets", instance_id,
+                               "deregister from the target groups it is in, if any"))
+    return planned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -150,24 +151,70 @@ def _record(
     )
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The humans behind an action, carried into AWS when irbot assumes a role."""
+
+    incident_id: str
+    requester: str
+    approver: str = ""
+
+    def session_name(self) -> str:
+        """Return a RoleSessionName CloudTrail shows: irbot-<incident>-<requester>[-<approver>]."""
+        parts = ["irbot", self.incident_id, self.requester] + (
+            [self.approver] if self.approver else [])
+        name = "-".join(re.sub(r"[^\w+=,.@-]", "_", p) for p in parts)
+        return name[:64]
+
+    def tags(self) -> list[dict[str, str]]:
+        """Return the session tags: incident, requester and approver."""
+        return [
+            {"Key": "irbot:incident", "Value": self.incident_id},
+            {"Key": "irbot:requester", "Value": self.requester},
+            {"Key": "irbot:approver", "Value": self.approver or "none"},
+        ]
+
+
 class AwsFactory:
-    """Builds `Aws` handles for a region (and, later, another account via AssumeRole)."""
+    """Builds `Aws` handles for a region, in the bot's own identity or, when a role is
+    configured, through AssumeRole with the incident and the people behind the action."""
 
     def __init__(
-        self, *, default_region: str, session: boto3.session.Session | None = None
+        self, *, default_region: str, session: boto3.session.Session | None = None,
+        role_arn: str = "",
     ) -> None:
         self.default_region = default_region
+        self.role_arn = role_arn
         self._session = session or boto3.session.Session()
         self._cache: dict[str, Aws] = {}
         self._lock = threading.Lock()
 
     def for_region(self, region: str | None = None) -> Aws:
-        """Return the shared handle for `region` in the bot's own account."""
+        """Return the shared handle for `region` in the bot's own identity."""
         region = region or self.default_region
         with self._lock:
             if region not in self._cache:
                 self._cache[region] = Aws(self._session, region=region)
             return self._cache[region]
+
+    def for_action(self, log: CallLog, *, region: str | None, identity: Identity) -> Aws:
+        """Return a handle to act with: the role assumed for `identity` when configured."""
+        base = self.for_region(region)
+        if not self.role_arn:
+            return base
+        response = base.call(
+            log, "sts", "assume_role", RoleArn=self.role_arn,
+            RoleSessionName=identity.session_name(), Tags=identity.tags(),
+            DurationSeconds=3600,
+        )
+        creds = response["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        account = self.role_arn.split(":")[4]
+        return Aws(session, region=base.region, account_id=account)
 
 
 def run_all(tasks: Iterable[Callable[[], T]], *, max_workers: int = 16) -> list[T | AwsError]:

@@ -15,7 +15,7 @@ from bot.deps import Deps
 from bot.settings import Settings
 from handlers import actions, commands, home
 from storage.db import ping
-from storage.models import Incident
+from storage.models import Approval, Incident
 
 log = logging.getLogger(__name__)
 MAX_SLACK_BODY = 1024 * 1024
@@ -47,10 +47,26 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
     commands.register(
         bolt, engine=engine, command=settings.command,
         help_text=lambda: blocks.help_text(settings.command, engine.playbook.steps),
-        status_text=status_text, link=deps.notifier.permalink,
+        status_text=status_text, link=deps.notifier.permalink, channels=settings.channels,
+        quick_is_responder=deps.access.quick_is_responder,
     )
-    actions.register(bolt, engine=engine)
-    home.register(bolt, home_view=lambda _user: blocks.home_view(*open_with_links()))
+
+    def open_reason(trigger_id: str, approval: Approval, denial: bool) -> None:
+        step = engine.playbook.get(approval.step_id)
+        if step is not None and trigger_id:
+            deps.notifier.open_reason_modal(trigger_id, approval, step, denial=denial)
+
+    actions.register(bolt, engine=engine, channels=settings.channels, open_reason=open_reason)
+    def home_view(user: str) -> dict[str, object]:
+        mine = engine.open_incidents_of(user)
+        links = {i.id: deps.notifier.permalink(i.channel_id, i.root_ts)
+                 for i in mine if i.channel_id and i.root_ts}
+        waiting = engine.approvals_waiting_for(user)
+        approval_links = {a.id: deps.notifier.permalink(a.channel_id, a.message_ts)
+                          for a in waiting if a.channel_id and a.message_ts}
+        return blocks.home_view(user, mine, links, waiting, approval_links)
+
+    home.register(bolt, home_view=home_view)
     return bolt
 
 

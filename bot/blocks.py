@@ -7,14 +7,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.ids import ActionId, BlockId
+from bot.ids import ActionId, BlockId, ViewId
 from playbooks.model import IncidentView, Step, StepOutcome
-from storage.models import Incident, StepRun, StepState
+from storage.approvals import aware
+from storage.models import Approval, ApprovalState, Incident, StepRun, StepState
 
 Block = dict[str, Any]
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 BUTTON_TEXT_LIMIT = 75
+
+# Runs that are over without a success: the step's button is offered again.
+RETRYABLE = (StepState.FAILED.value, StepState.INTERRUPTED.value, StepState.DENIED.value,
+             StepState.EXPIRED.value)
 
 _STATUS_ICON = {
     "open": ":rotating_light:",
@@ -28,7 +33,7 @@ _STATUS_ICON = {
 
 def when(value: datetime | None) -> str:
     """Format a time for people: UTC, to the second."""
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "unknown"
+    return aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "unknown"
 
 
 def mention(user: str) -> str:
@@ -60,9 +65,12 @@ def button_value(incident_id: str, step_id: str) -> str:
     return json.dumps({"incident": incident_id, "step": step_id}, separators=(",", ":"))
 
 
-def step_button(incident: Incident, step: Step, *, retry: bool = False) -> dict[str, Any]:
+def step_button(incident: Incident, step: Step, *, retry: bool = False,
+                gated: bool = False) -> dict[str, Any]:
     """Return the button for a step, with a confirm dialog when it changes AWS."""
     label = f"Retry {step.label}" if retry else step.label
+    if gated:
+        label = f"{label} (needs approval)"
     button: dict[str, Any] = {
         "type": "button",
         "action_id": f"{ActionId.STEP_PREFIX}{step.id}",
@@ -72,10 +80,13 @@ def step_button(incident: Incident, step: Step, *, retry: bool = False) -> dict[
     if step.destructive:
         button["style"] = "danger"
     if step.confirm:
+        text = step.confirm.format(instance=incident.instance_id)
+        if gated:
+            text = "Asks a second person to approve. " + text
         button["confirm"] = {
             "title": plain(f"{step.label} {incident.instance_id}?", 100),
-            "text": mrkdwn(step.confirm.format(instance=incident.instance_id)),
-            "confirm": plain(step.label, 30),
+            "text": mrkdwn(_cut(text, 300)),
+            "confirm": plain("Ask for approval" if gated else step.label, 30),
             "deny": plain("Cancel", 30),
             **({"style": "danger"} if step.destructive else {}),
         }
@@ -123,6 +134,12 @@ def checklist_line(step: Step, run: StepRun | None) -> str:
                 f"{escape(run.error or '')}")
     if run.state == StepState.INTERRUPTED.value:
         return f":warning: *{step.label}* was interrupted (by {who}): run it again"
+    if run.state == StepState.AWAITING_APPROVAL.value:
+        return f":raised_hand: *{step.label}* awaiting approval (asked by {who})"
+    if run.state == StepState.DENIED.value:
+        return f":no_entry: *{step.label}* was denied (asked by {who}): ask again if needed"
+    if run.state == StepState.EXPIRED.value:
+        return f":hourglass: *{step.label}* approval expired (asked by {who}): ask again"
     return f":grey_question: *{step.label}*: {run.state.replace('_', ' ')} (by {who})"
 
 
@@ -130,7 +147,7 @@ def _headline(run: StepRun) -> str:
     return str(run.result.get("headline", "")) if run.result else ""
 
 
-def root_message(view: IncidentView) -> dict[str, Any]:
+def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Return the incident's root message: summary, who and why, checklist, buttons."""
     incident = view.incident
     name = incident.instance.get("name") or incident.instance_id
@@ -148,10 +165,10 @@ def root_message(view: IncidentView) -> dict[str, Any]:
         )},
     ]
     buttons = [
-        step_button(incident, step, retry=run is not None)
+        step_button(incident, step, retry=run is not None, gated=step.id in gated)
         for step in view.steps
         if (run := view.runs.get(step.id)) is None
-        or run.state in (StepState.FAILED.value, StepState.INTERRUPTED.value)
+        or run.state in RETRYABLE
     ]
     if buttons and incident.status not in ("closed", "false-positive"):
         blocks.append({"type": "actions", "block_id": BlockId.STEP_BUTTONS.value,
@@ -173,8 +190,9 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
         {"type": "section", "text": mrkdwn(f"{icon} *{escape(outcome.headline)}*")},
     ]
     blocks.extend(_line_sections(outcome.lines))
+    approved = f" · approved by {mention(run.approved_by)}" if run.approved_by else ""
     blocks.append({"type": "context", "elements": [mrkdwn(
-        f"{step.label} requested by {mention(run.requested_by)} · "
+        f"{step.label} requested by {mention(run.requested_by)}{approved} · "
         f"started {when(run.started_at)} · finished {when(run.finished_at)} · "
         f"{view.incident.id} run {run.id}")]})
     return {"text": f"{view.incident.id}: {outcome.headline}", "blocks": blocks[:MAX_BLOCKS]}
@@ -223,12 +241,121 @@ def status_text(incidents: Sequence[Incident], links: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def home_view(incidents: Sequence[Incident], links: dict[str, str]) -> dict[str, Any]:
-    """Return the Home tab: every open incident with its state and a link to its thread."""
+def home_view(user: str, incidents: Sequence[Incident], links: dict[str, str],
+              waiting: Sequence[Approval], approval_links: dict[int, str]) -> dict[str, Any]:
+    """Return the Home tab: the viewer's open incidents and the approvals waiting for them."""
+    lines = [f"*Approvals waiting for you ({len(waiting)})*"]
+    for approval in waiting[:40]:
+        link = approval_links.get(approval.id)
+        label = f"<{link}|{approval.step_id} on {approval.incident_id}>" if link else (
+            f"{approval.step_id} on {approval.incident_id}")
+        lines.append(f"• {label}: asked by {mention(approval.requested_by)}, "
+                     f"expires {when(approval.expires_at)}")
+    if not waiting:
+        lines.append("_Nothing waits for you._")
     body: list[Block] = [
-        {"type": "header", "text": plain("irbot: open incidents")},
-        {"type": "section", "text": mrkdwn(status_text(incidents, links))},
+        {"type": "header", "text": plain("irbot")},
+        {"type": "section", "text": mrkdwn("\n".join(lines))},
+        {"type": "divider"},
+        {"type": "section", "text": mrkdwn(
+            status_text(incidents, links).replace("*Open incidents", "*Your open incidents", 1)
+            if incidents else "*Your open incidents*\n_None: incidents you open or act in "
+            "show here._")},
         {"type": "context", "elements": [mrkdwn(
             "Open an incident with `/ir open <instance-id> [reason]`; `/ir help` for more.")]},
     ]
     return {"type": "home", "blocks": body}
+
+
+def _approval_value(approval: Approval) -> str:
+    return json.dumps({"approval": approval.id}, separators=(",", ":"))
+
+
+def approval_message(view: IncidentView, step: Step, approval: Approval) -> dict[str, Any]:
+    """Return the approval request: who, why, what exactly, and Approve / Deny."""
+    incident = view.incident
+    who = mention(approval.requested_by)
+    blocks: list[Block] = [
+        {"type": "section", "text": mrkdwn(
+            f":raised_hand: {who} asks to run *{step.label}* on `{incident.instance_id}` "
+            f"({incident.id}). It needs a second person's approval.")},
+        {"type": "section", "text": mrkdwn(
+            f"*Why:* {escape(approval.reason)}" if approval.reason
+            else "*Why:* _no reason given yet_")},
+    ]
+    plan_lines = [
+        f"`{c['action']}` on `{c['resource']}`: {escape(c['what'])}. DryRun: {escape(c['check'])}"
+        for c in approval.plan.get("calls", [])
+    ]
+    if approval.plan.get("error"):
+        plan_lines.append(f":warning: {escape(str(approval.plan['error']))}")
+    if any(not c.get("ok", True) for c in approval.plan.get("calls", [])):
+        plan_lines.append(":warning: A DryRun check failed: the step would not complete "
+                          "as it stands. Fix the permission before approving.")
+    blocks.append({"type": "section", "text": mrkdwn(
+        "*What will be done*\n" + ("\n".join(f"• {line}" for line in plan_lines)
+                                   or "_(no plan available)_"))})
+    state = approval.state
+    if state == ApprovalState.PENDING.value:
+        blocks.append({"type": "context", "elements": [mrkdwn(
+            f"Expires {when(approval.expires_at)} · any approver but {who} may approve; "
+            f"{who} may withdraw it with Deny.")]})
+        blocks.append({"type": "actions", "block_id": BlockId.APPROVAL_BUTTONS.value,
+                       "elements": _approval_buttons(incident, step, approval)})
+    elif state == ApprovalState.APPROVED.value:
+        blocks.append({"type": "section", "text": mrkdwn(
+            f":white_check_mark: Approved by {mention(approval.decided_by or '?')}, "
+            f"requested by {who} · {when(approval.decided_at)}. Running {step.label}…")})
+    elif state == ApprovalState.DENIED.value:
+        why = f" Why: {escape(approval.decision_reason)}" if approval.decision_reason else ""
+        verb = "Withdrawn" if approval.decided_by == approval.requested_by else "Denied"
+        blocks.append({"type": "section", "text": mrkdwn(
+            f":no_entry: {verb} by {mention(approval.decided_by or '?')}, requested by {who} "
+            f"· {when(approval.decided_at)}. {step.label} did not run.{why}")})
+    else:
+        blocks.append({"type": "section", "text": mrkdwn(
+            f":hourglass: Expired {when(approval.expires_at)} without a decision. "
+            f"{step.label} did not run; ask again if it is still needed.")})
+    return {"text": f"{incident.id}: {step.label} awaits approval ({state})", "blocks": blocks}
+
+
+def _approval_buttons(incident: Incident, step: Step, approval: Approval) -> list[Block]:
+    value = _approval_value(approval)
+    return [
+        {"type": "button", "action_id": ActionId.APPROVE.value, "style": "primary",
+         "text": plain(f"Approve {step.label}", BUTTON_TEXT_LIMIT), "value": value,
+         "confirm": {
+             "title": plain(f"Approve {step.label}?", 100),
+             "text": mrkdwn(_cut(f"{step.label} runs at once on {incident.instance_id} "
+                                 f"({incident.id}), as asked by {approval.requested_by}.",
+                                 300)),
+             "confirm": plain("Approve and run", 30), "deny": plain("Cancel", 30),
+             **({"style": "danger"} if step.destructive else {}),
+         }},
+        {"type": "button", "action_id": ActionId.DENY.value,
+         "text": plain("Deny", BUTTON_TEXT_LIMIT), "value": value},
+        {"type": "button", "action_id": ActionId.ADD_REASON.value,
+         "text": plain("Add reason", BUTTON_TEXT_LIMIT), "value": value},
+    ]
+
+
+def reason_modal(approval: Approval, step: Step, *, denial: bool) -> dict[str, Any]:
+    """Return the modal that asks why (the request, or its denial)."""
+    title = "Why deny?" if denial else "Why is it needed?"
+    return {
+        "type": "modal",
+        "callback_id": ViewId.REASON.value,
+        "private_metadata": json.dumps({"approval": approval.id, "denial": denial}),
+        "title": plain(title, 24),
+        "submit": plain("Save", 24),
+        "close": plain("Skip", 24),
+        "blocks": [
+            {"type": "section", "text": mrkdwn(
+                f"{step.label} on `{approval.incident_id}`: the reason goes into the thread "
+                "and the audit trail.")},
+            {"type": "input", "block_id": BlockId.REASON.value, "optional": True,
+             "label": plain("Reason"),
+             "element": {"type": "plain_text_input", "action_id": ActionId.REASON_INPUT.value,
+                         "multiline": True, "max_length": 500}},
+        ],
+    }

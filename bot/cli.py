@@ -60,7 +60,11 @@ def _serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.deps import build_deps
 
-    deps = build_deps(settings)
+    try:
+        deps = build_deps(settings)
+    except SettingsError as exc:
+        print(f"irbot: {exc}", file=sys.stderr)
+        return 2
     api = create_app(settings, deps)
     if args.socket:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

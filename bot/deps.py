@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -14,9 +15,10 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws.session import AwsFactory
-from bot.settings import Settings
+from bot.access import Directory, SlackAccess
+from bot.settings import Settings, SettingsError
 from bot.slack_notifier import SlackNotifier
-from playbooks.catalog import EC2_COMPROMISE
+from playbooks.catalog import EC2_COMPROMISE, Playbook
 from playbooks.engine import Engine
 from storage.db import create_schema, make_engine, session_factory
 
@@ -29,6 +31,31 @@ class Deps:
     notifier: SlackNotifier
     aws: AwsFactory
     engine: Engine
+    access: SlackAccess
+
+
+# Steps that wait for a second person unless IRBOT_APPROVAL_REQUIRED says otherwise; the
+# ones the playbook does not have (yet) are skipped.
+DEFAULT_APPROVAL_STEPS = ("revoke-credentials", "terminate", "rebuild", "release")
+
+
+def approval_policy(settings: Settings, playbook: Playbook) -> frozenset[str]:
+    """Return the step ids that need approval; refuse unknown steps or no approvers."""
+    known = {step.id for step in playbook}
+    if settings.approval_required is None:
+        gated = frozenset(s for s in DEFAULT_APPROVAL_STEPS if s in known)
+    else:
+        unknown = sorted(set(settings.approval_required) - known)
+        if unknown:
+            raise SettingsError(
+                f"IRBOT_APPROVAL_REQUIRED names unknown steps {', '.join(unknown)} "
+                f"(steps: {', '.join(sorted(known))}; or 'none')")
+        gated = frozenset(settings.approval_required)
+    if gated and not settings.approvers:
+        raise SettingsError(
+            f"IRBOT_APPROVERS is empty but {', '.join(sorted(gated))} need approval: list "
+            "who may approve (U... or S... ids)")
+    return gated
 
 
 def slack_client(settings: Settings) -> WebClient:
@@ -45,11 +72,19 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
     db = make_engine(settings.database_url)
     create_schema(db)
     sessions = session_factory(db)
+    gated = approval_policy(settings, EC2_COMPROMISE)
     slack = slack_client(settings)
-    notifier = SlackNotifier(slack, channel=settings.channel)
-    aws = aws or AwsFactory(default_region=settings.aws_region)
+    notifier = SlackNotifier(slack, channel=settings.channel, gated=gated)
+    access = SlackAccess(Directory(slack), responders=settings.responders,
+                         approvers=settings.approvers, allow_everyone=settings.allow_everyone)
+    threading.Thread(target=access.warm, name="groups-warm", daemon=True).start()
+    aws = aws or AwsFactory(default_region=settings.aws_region,
+                            role_arn=settings.assume_role_arn)
     # Loading the service models takes a moment: do it beside start-up, not in the
     # first containment.
     threading.Thread(target=aws.for_region().warm, name="aws-warm", daemon=True).start()
-    engine = Engine(sessions=sessions, aws=aws, notifier=notifier, playbook=EC2_COMPROMISE)
-    return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws, engine=engine)
+    engine = Engine(sessions=sessions, aws=aws, notifier=notifier, playbook=EC2_COMPROMISE,
+                    access=access, approval_steps=gated,
+                    approval_ttl=timedelta(seconds=settings.approval_ttl_seconds))
+    return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
+                engine=engine, access=access)

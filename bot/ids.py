@@ -8,8 +8,18 @@ import enum
 class ActionId(enum.StrEnum):
     # A step button's action_id is STEP_PREFIX + the step id.
     STEP_PREFIX = "step:"
+    APPROVE = "approval:approve"
+    DENY = "approval:deny"
+    ADD_REASON = "approval:reason"
+    REASON_INPUT = "reason"
+
+
+class ViewId(enum.StrEnum):
+    REASON = "approval-reason"
 
 
 class BlockId(enum.StrEnum):
     STEP_BUTTONS = "irbot-steps"
     CHECKLIST = "irbot-checklist"
+    APPROVAL_BUTTONS = "irbot-approval"
+    REASON = "reason"

@@ -32,6 +32,18 @@ class Settings:
     command: str = "/ir"
     aws_region: str = "us-east-1"
     intake_token: str = ""
+    responders: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    allow_everyone: bool = False
+    extra_channels: tuple[str, ...] = ()
+    approval_required: tuple[str, ...] | None = None  # None: the playbook's defaults
+    approval_ttl_seconds: int = 30 * 60
+    assume_role_arn: str = ""
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels commands and clicks are accepted from."""
+        return (self.channel, *self.extra_channels)
 
 
 def _require(env: Mapping[str, str], name: str, what: str) -> str:
@@ -41,6 +53,39 @@ def _require(env: Mapping[str, str], name: str, what: str) -> str:
     if _PLACEHOLDER.match(value):
         raise SettingsError(f"{name} still holds a placeholder ({value!r}): {what}")
     return value
+
+
+def _ids(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of Slack user (U/W...) and user-group (S...) ids."""
+    ids = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for value in ids:
+        if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", value):
+            raise SettingsError(f"{name} holds {value!r}: use Slack user ids (U...) or "
+                                "user-group ids (S...), not names")
+    return ids
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def _duration(env: Mapping[str, str], name: str, *, default: int) -> int:
+    """Parse seconds, or a number with s, m or h (e.g. 30m)."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    match = re.fullmatch(r"(\d+)\s*([smh]?)", value)
+    if not match:
+        raise SettingsError(f"{name} must be a duration like 1800, 30m or 1h, not {value!r}")
+    seconds = int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if not 60 <= seconds <= 24 * 3600:
+        raise SettingsError(f"{name} must be between 1 minute and 24 hours")
+    return seconds
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = False) -> Settings:
@@ -71,7 +116,36 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
     if not region:
         raise SettingsError("AWS_REGION is not set: the region irbot acts in by default")
+    responders = _ids(env, "IRBOT_RESPONDERS")
+    allow_everyone = _flag(env, "IRBOT_ALLOW_EVERYONE")
+    if not responders and not allow_everyone:
+        raise SettingsError(
+            "IRBOT_RESPONDERS is empty: list the Slack user (U...) or user-group (S...) ids "
+            "who may act, or set IRBOT_ALLOW_EVERYONE=true on purpose")
+    extra = tuple(c.strip() for c in env.get("IRBOT_EXTRA_CHANNELS", "").split(",") if c.strip())
+    for extra_channel in extra:
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", extra_channel):
+            raise SettingsError(f"IRBOT_EXTRA_CHANNELS holds {extra_channel!r}, not a channel "
+                                "id like C0123ABCD")
+    required_text = env.get("IRBOT_APPROVAL_REQUIRED", "").strip()
+    approval_required: tuple[str, ...] | None = None
+    if required_text.lower() == "none":
+        approval_required = ()
+    elif required_text:
+        approval_required = tuple(
+            s.strip().lower() for s in required_text.split(",") if s.strip())
+    ttl = _duration(env, "IRBOT_APPROVAL_TTL", default=30 * 60)
+    role = env.get("IRBOT_ASSUME_ROLE_ARN", "").strip()
+    if role and not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
+        raise SettingsError(f"IRBOT_ASSUME_ROLE_ARN must be an IAM role ARN, not {role!r}")
     return Settings(
+        responders=responders,
+        approvers=_ids(env, "IRBOT_APPROVERS"),
+        allow_everyone=allow_everyone,
+        extra_channels=extra,
+        approval_required=approval_required,
+        approval_ttl_seconds=ttl,
+        assume_role_arn=role,
         slack_bot_token=token,
         slack_signing_secret=secret,
         channel=channel,

@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
 from playbooks.model import IncidentView, Step, StepOutcome
-from storage.models import StepRun
+from storage.models import Approval, StepRun
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 class SlackNotifier:
     """Posts incident messages to the incident channel and its threads."""
 
-    def __init__(self, client: WebClient, *, channel: str) -> None:
+    def __init__(self, client: WebClient, *, channel: str,
+                 gated: frozenset[str] = frozenset()) -> None:
         self.client = client
         self.channel = channel
+        self.gated = gated  # steps that need approval: their buttons say so
         self._permalinks: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
 
@@ -36,7 +38,7 @@ class SlackNotifier:
     def post_root(self, view: IncidentView) -> tuple[str, str] | None:
         """Post the root message in the incident channel; return (channel, ts)."""
         data = self._call("chat.postMessage", channel=self.channel, unfurl_links=False,
-                          **blocks.root_message(view))
+                          **blocks.root_message(view, self.gated))
         if not data or not data.get("ts"):
             return None
         return str(data.get("channel") or self.channel), str(data["ts"])
@@ -47,7 +49,7 @@ class SlackNotifier:
         if not incident.channel_id or not incident.root_ts:
             return
         self._call("chat.update", channel=incident.channel_id, ts=incident.root_ts,
-                   **blocks.root_message(view))
+                   **blocks.root_message(view, self.gated))
 
     def post_step_result(self, view: IncidentView, step: Step, run: StepRun,
                          outcome: StepOutcome) -> None:
@@ -58,13 +60,33 @@ class SlackNotifier:
         """Post a plain notice in the thread."""
         self._thread(view, {"text": text})
 
-    def _thread(self, view: IncidentView, message: dict[str, Any]) -> None:
+    def post_approval(self, view: IncidentView, step: Step,
+                      approval: Approval) -> tuple[str, str] | None:
+        """Post the approval request in the thread; return (channel, ts)."""
+        data = self._thread(view, blocks.approval_message(view, step, approval))
+        if not data or not data.get("ts"):
+            return None
+        return str(data.get("channel") or view.incident.channel_id), str(data["ts"])
+
+    def update_approval(self, view: IncidentView, step: Step, approval: Approval) -> None:
+        """Re-render the approval request in place."""
+        if approval.channel_id and approval.message_ts:
+            self._call("chat.update", channel=approval.channel_id, ts=approval.message_ts,
+                       **blocks.approval_message(view, step, approval))
+
+    def open_reason_modal(self, trigger_id: str, approval: Approval, step: Step, *,
+                          denial: bool) -> None:
+        """Open the modal that asks for a reason (trigger ids live 3 seconds)."""
+        self._call("views.open", trigger_id=trigger_id,
+                   view=blocks.reason_modal(approval, step, denial=denial))
+
+    def _thread(self, view: IncidentView, message: dict[str, Any]) -> dict[str, Any] | None:
         incident = view.incident
         if not incident.channel_id or not incident.root_ts:
             log.error("%s has no thread to post in", incident.id)
-            return
-        self._call("chat.postMessage", channel=incident.channel_id,
-                   thread_ts=incident.root_ts, unfurl_links=False, **message)
+            return None
+        return self._call("chat.postMessage", channel=incident.channel_id,
+                          thread_ts=incident.root_ts, unfurl_links=False, **message)
 
     def permalink(self, channel: str, ts: str) -> str:
         """Return a link to a message (cached; empty if Slack cannot say)."""

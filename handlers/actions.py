@@ -1,39 +1,125 @@
-"""Step buttons in the incident thread: validate the click, hand it to the engine."""
+"""Buttons in the incident thread: step buttons, Approve, Deny, Add reason, and the reason
+modal. Each click is validated, then handed to the engine."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from bot.ids import ActionId
-from handlers.guard import guarded
-from handlers.parsing import BadInput, parse_step_click
-from playbooks.engine import Engine, Refused
+from bot.ids import ActionId, BlockId, ViewId
+from handlers.guard import channel_of, guarded, wrong_channel_text
+from handlers.parsing import (
+    BadInput,
+    parse_approval_click,
+    parse_reason_submission,
+    parse_step_click,
+)
+from playbooks.engine import AwaitingApproval, Decided, Engine, Refused
+from storage.models import Approval
+
+# (trigger_id, approval, denial) -> opens the reason modal
+OpenReason = Callable[[str, Approval, bool], None]
 
 
-def register(app: App, *, engine: Engine) -> None:
-    """Register the step buttons' ack and work functions."""
-    prefix = ActionId.STEP_PREFIX.value
+def register(app: App, *, engine: Engine, channels: tuple[str, ...],
+             open_reason: OpenReason) -> None:
+    """Register every button's ack and work functions."""
 
     def ack_click(ack: Ack) -> None:
         ack()
 
+    def refuse(body: dict[str, Any], respond: Respond, action: str, text: str,
+               outcome: str) -> None:
+        user = str((body.get("user") or {}).get("id", "?"))[:64]
+        engine.record(action=action, actor=user, outcome=outcome, detail=text)
+        respond(text=f":no_entry: {text}", response_type="ephemeral", replace_original=False)
+
+    def in_channel(body: dict[str, Any], respond: Respond, action: str) -> bool:
+        if channel_of(body) in channels:
+            return True
+        refuse(body, respond, action, wrong_channel_text(channels), "denied")
+        return False
+
     @guarded(engine, "step.click")
-    def work(body: dict[str, Any], respond: Respond) -> None:
+    def step_clicked(body: dict[str, Any], respond: Respond) -> None:
+        if not in_channel(body, respond, "step.click"):
+            return
         try:
-            click = parse_step_click(body, prefix)
+            click = parse_step_click(body, ActionId.STEP_PREFIX.value)
         except BadInput as exc:
-            user = str((body.get("user") or {}).get("id", "?"))[:64]
-            engine.record(action="step.click", actor=user, outcome="rejected", detail=str(exc))
-            respond(text=f":x: {exc} Nothing was done.", response_type="ephemeral",
-                    replace_original=False)
+            refuse(body, respond, "step.click", f"{exc} Nothing was done.", "rejected")
             return
         outcome = engine.request_step(incident_id=click.incident_id, step_id=click.step_id,
                                       actor=click.user_id)
         if isinstance(outcome, Refused):
             respond(text=f":no_entry: {outcome.reason} Nothing was run.",
                     response_type="ephemeral", replace_original=False)
+        elif isinstance(outcome, AwaitingApproval):
+            trigger = str(body.get("trigger_id", ""))
+            if trigger:
+                open_reason(trigger, outcome.approval, False)
 
-    app.action(re.compile("^" + re.escape(prefix)))(ack=ack_click, lazy=[work])
+    def decision(approve: bool) -> Callable[..., None]:
+        action = "approval.approve" if approve else "approval.deny"
+
+        @guarded(engine, action)
+        def clicked(body: dict[str, Any], respond: Respond) -> None:
+            if not in_channel(body, respond, action):
+                return
+            try:
+                click = parse_approval_click(body)
+            except BadInput as exc:
+                refuse(body, respond, action, f"{exc} Nothing was done.", "rejected")
+                return
+            outcome = engine.decide(approval_id=click.approval_id, actor=click.user_id,
+                                    approve=approve)
+            if isinstance(outcome, Refused):
+                respond(text=f":no_entry: {outcome.reason}", response_type="ephemeral",
+                        replace_original=False)
+            elif isinstance(outcome, Decided) and body.get("trigger_id"):
+                open_reason(str(body["trigger_id"]), outcome.approval, True)
+
+        return clicked
+
+    @guarded(engine, "approval.reason")
+    def reason_clicked(body: dict[str, Any], respond: Respond) -> None:
+        if not in_channel(body, respond, "approval.reason"):
+            return
+        try:
+            click = parse_approval_click(body)
+        except BadInput as exc:
+            refuse(body, respond, "approval.reason", f"{exc} Nothing was done.", "rejected")
+            return
+        approval = engine.approval(click.approval_id)
+        if approval is None or approval.requested_by != click.user_id:
+            refuse(body, respond, "approval.reason",
+                   "Only the person who asked may add the reason.", "denied")
+            return
+        open_reason(str(body.get("trigger_id", "")), approval, False)
+
+    def ack_reason(ack: Ack) -> None:
+        ack()  # closes the modal; the reason is stored after
+
+    @guarded(engine, "approval.reason")
+    def reason_submitted(body: dict[str, Any], respond: Respond | None) -> None:
+        try:
+            submission = parse_reason_submission(body, BlockId.REASON.value,
+                                                 ActionId.REASON_INPUT.value)
+        except BadInput as exc:
+            user = str((body.get("user") or {}).get("id", "?"))[:64]
+            engine.record(action="approval.reason", actor=user, outcome="rejected",
+                          detail=str(exc))
+            return
+        if submission.reason:
+            engine.add_reason(approval_id=submission.approval_id, actor=submission.user_id,
+                              reason=submission.reason, denial=submission.denial)
+
+    prefix = re.escape(ActionId.STEP_PREFIX.value)
+    app.action(re.compile(f"^{prefix}"))(ack=ack_click, lazy=[step_clicked])
+    app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[decision(True)])
+    app.action(ActionId.DENY.value)(ack=ack_click, lazy=[decision(False)])
+    app.action(ActionId.ADD_REASON.value)(ack=ack_click, lazy=[reason_clicked])
+    app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])

@@ -7,20 +7,25 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
-from handlers.guard import guarded
+from handlers.guard import channel_of, guarded, wrong_channel_text
 from handlers.parsing import BadInput, Help, Open, Status, parse_command
-from playbooks.engine import AlreadyOpen, Engine, Opened, OpenFailed
+from playbooks.engine import NOT_RESPONDER, AlreadyOpen, Engine, Opened, OpenFailed
 
 Links = Callable[[str, str], str]
 HelpText = Callable[[], str]
 StatusText = Callable[[], str]
+QuickCheck = Callable[[str], bool | None]
 
 
-def register(app: App, *, engine: Engine, command: str, help_text: HelpText,
-             status_text: StatusText, link: Links) -> None:
+def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...],
+             help_text: HelpText, status_text: StatusText, link: Links,
+             quick_is_responder: QuickCheck) -> None:
     """Register the slash command's ack and work functions."""
 
     def ack_command(ack: Ack, body: dict[str, Any]) -> None:
+        if channel_of(body) not in channels:
+            ack(text=wrong_channel_text(channels))
+            return
         try:
             parsed = parse_command(str(body.get("text", "")), command)
         except BadInput as exc:
@@ -29,18 +34,26 @@ def register(app: App, *, engine: Engine, command: str, help_text: HelpText,
         if isinstance(parsed, Help):
             ack(text=help_text())
         elif isinstance(parsed, Open):
-            ack(text=f"Opening an incident for `{parsed.instance_id}`…")
+            if quick_is_responder(str(body.get("user_id", ""))) is False:
+                ack(text=NOT_RESPONDER)
+            else:
+                ack(text=f"Opening an incident for `{parsed.instance_id}`…")
         else:
             ack()
 
     @guarded(engine, "command")
     def work(body: dict[str, Any], respond: Respond) -> None:
-        user = str(body.get("user_id", ""))
+        user = str(body.get("user_id", "")) or "?"
+        text = str(body.get("text", ""))
+        if channel_of(body) not in channels:
+            engine.record(action="command", actor=user, outcome="denied",
+                          detail=f"from channel {channel_of(body) or '?'}: {text[:200]!r}")
+            return
         try:
-            parsed = parse_command(str(body.get("text", "")), command)
+            parsed = parse_command(text, command)
         except BadInput as exc:
-            engine.record(action="command", actor=user or "?", outcome="rejected",
-                          detail=f"{str(body.get('text', ''))[:200]!r}: {exc}")
+            engine.record(action="command", actor=user, outcome="rejected",
+                          detail=f"{text[:200]!r}: {exc}")
             return
         if isinstance(parsed, Status):
             respond(text=status_text(), response_type="ephemeral")
@@ -54,7 +67,8 @@ def _open(engine: Engine, parsed: Open, user: str, respond: Respond, link: Links
     outcome = engine.open_incident(instance_id=parsed.instance_id, actor=user,
                                    reason=parsed.reason)
     if isinstance(outcome, OpenFailed):
-        respond(text=f":x: {outcome.message}", response_type="ephemeral")
+        icon = ":no_entry:" if outcome.message == NOT_RESPONDER else ":x:"
+        respond(text=f"{icon} {outcome.message}", response_type="ephemeral")
         return
     incident = outcome.incident
     where = ""

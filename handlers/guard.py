@@ -29,10 +29,28 @@ def guarded(engine: Engine, what: str) -> Callable[[Callable[..., None]], Callab
                     engine.record(action=what, actor=user, outcome="error",
                                   detail=f"ref {ref}: {type(exc).__name__}: {exc}")
                 finally:
-                    respond(text=f":boom: irbot hit an unexpected error (ref `{ref}`). "
-                                 "Nothing more was done; the error is in the audit trail.",
-                            response_type="ephemeral", replace_original=False)
+                    if respond is not None:  # a modal submission has no response_url
+                        respond(text=f":boom: irbot hit an unexpected error (ref `{ref}`). "
+                                     "Nothing more was done; the error is in the audit trail.",
+                                response_type="ephemeral", replace_original=False)
 
         return run
 
     return wrap
+
+
+def channel_of(body: dict[str, Any]) -> str:
+    """Return the channel a command or click came from ('' when there is none)."""
+    if body.get("channel_id"):
+        return str(body["channel_id"])
+    channel = body.get("channel") or {}
+    if isinstance(channel, dict) and channel.get("id"):
+        return str(channel["id"])
+    container = body.get("container") or {}
+    return str(container.get("channel_id", "")) if isinstance(container, dict) else ""
+
+
+def wrong_channel_text(allowed: tuple[str, ...]) -> str:
+    """Return the refusal for a command or click from a channel irbot does not serve."""
+    where = ", ".join(f"<#{c}>" for c in allowed)
+    return f"irbot only acts in {where}. Nothing was done."

@@ -94,3 +94,63 @@ def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
     if action_id != f"{prefix}{step_id}":
         raise BadInput("That button's action and value disagree.")
     return StepClick(incident_id=incident_id, step_id=step_id, user_id=user_id)
+
+
+@dataclass(frozen=True)
+class ApprovalClick:
+    approval_id: int
+    user_id: str
+
+
+def parse_approval_click(body: dict[str, Any]) -> ApprovalClick:
+    """Validate an Approve, Deny or Add reason click."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The click carries no valid Slack user.")
+    actions = body.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise BadInput("The click carries no single action.")
+    return ApprovalClick(approval_id=_approval_id(actions[0].get("value")), user_id=user_id)
+
+
+def _approval_id(raw: object) -> int:
+    try:
+        value = json.loads(str(raw or ""))
+    except ValueError:
+        raise BadInput("That button's value is not valid.") from None
+    approval = value.get("approval") if isinstance(value, dict) else None
+    if not isinstance(approval, int) or isinstance(approval, bool) or approval <= 0:
+        raise BadInput("That button does not name a valid approval request.")
+    return approval
+
+
+@dataclass(frozen=True)
+class ReasonSubmission:
+    approval_id: int
+    denial: bool
+    reason: str
+    user_id: str
+
+
+def parse_reason_submission(body: dict[str, Any], block_id: str,
+                            action_id: str) -> ReasonSubmission:
+    """Validate the reason modal's submission."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The submission carries no valid Slack user.")
+    view = body.get("view") or {}
+    if not isinstance(view, dict):
+        raise BadInput("The submission carries no view.")
+    try:
+        meta = json.loads(str(view.get("private_metadata") or ""))
+    except ValueError:
+        raise BadInput("The submission's metadata is not valid.") from None
+    if not isinstance(meta, dict):
+        raise BadInput("The submission's metadata is not valid.")
+    approval_id = _approval_id(json.dumps({"approval": meta.get("approval")}))
+    values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
+    reason = str((values.get(action_id) or {}).get("value") or "").strip()
+    if len(reason) > MAX_REASON:
+        raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
+    return ReasonSubmission(approval_id=approval_id, denial=bool(meta.get("denial")),
+                            reason=reason, user_id=user_id)

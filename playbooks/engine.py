@@ -7,20 +7,31 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws.errors import AwsError
 from aws.instances import InstanceSummary, summarize
-from aws.session import AwsFactory, CallLog, CallRecord
+from aws.session import AwsFactory, CallLog, CallRecord, Identity
 from playbooks.catalog import Playbook
-from playbooks.model import IncidentView, Notifier, Step, StepContext, StepOutcome
-from storage import audit, incidents, steps
+from playbooks.model import Access, IncidentView, Notifier, Step, StepContext, StepOutcome
+from storage import approvals, audit, incidents, steps
+from storage.approvals import aware
 from storage.incidents import IncidentExists
-from storage.models import ENDED_STATUSES, Incident, StepRun, StepState
+from storage.models import (
+    ENDED_STATUSES,
+    Approval,
+    ApprovalState,
+    Incident,
+    StepRun,
+    StepState,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
+NOT_RESPONDER = "You are not a responder for irbot. Ask an admin to add you to IRBOT_RESPONDERS."
+POLICY_ACTOR = "policy"  # automated containment (GuardDuty policy), not a person
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,18 @@ class Refused:
 
     reason: str
     run: StepRun | None = None
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    approval: Approval
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A request was denied (or withdrawn); nothing ran."""
+
+    approval: Approval
 
 
 @dataclass(frozen=True)
@@ -74,11 +97,17 @@ class Engine:
     """Runs the playbook for incidents; every decision and result goes to the audit trail."""
 
     def __init__(self, *, sessions: sessionmaker[Session], aws: AwsFactory,
-                 notifier: Notifier, playbook: Playbook) -> None:
+                 notifier: Notifier, playbook: Playbook, access: Access,
+                 approval_steps: frozenset[str] | None = None,
+                 approval_ttl: timedelta = timedelta(minutes=30)) -> None:
         self.sessions = sessions
         self.aws = aws
         self.notifier = notifier
         self.playbook = playbook
+        self.access = access
+        self.approval_steps = (approval_steps if approval_steps is not None
+                               else frozenset(s.id for s in playbook if s.needs_approval))
+        self.approval_ttl = approval_ttl
         # Root messages are re-rendered from the database under a per-incident lock, so a
         # late "running" update can never overwrite a newer result.
         self._root_locks: dict[str, threading.Lock] = {}
@@ -98,6 +127,15 @@ class Engine:
         """Return the incidents that are not closed."""
         return incidents.open_incidents(self.sessions)
 
+    def open_incidents_of(self, user: str) -> list[Incident]:
+        """Return the open incidents the user opened or acted in."""
+        return incidents.open_incidents_of(self.sessions, user=user)
+
+    def approvals_waiting_for(self, user: str) -> list[Approval]:
+        """Return the pending requests this user may approve (not their own)."""
+        return [a for a in self.pending_approvals()
+                if a.requested_by != user and self.access.is_approver(user)]
+
     def record(self, *, action: str, actor: str, outcome: str, detail: str = "",
                incident_id: str | None = None, step_id: str | None = None) -> None:
         """Write an audit row for something decided outside the engine (a refusal)."""
@@ -108,6 +146,8 @@ class Engine:
     def open_incident(self, *, instance_id: str, actor: str, reason: str,
                       region: str | None = None) -> Opened | AlreadyOpen | OpenFailed:
         """Look the instance up and open an incident for it, or point at the live one."""
+        if not self._responder(actor, action="incident.open", detail=instance_id):
+            return OpenFailed(NOT_RESPONDER)
         aws = self.aws.for_region(region)
         existing = incidents.live_incident_for_instance(self.sessions, instance_id=instance_id)
         if existing is not None and existing.region == aws.region:
@@ -162,8 +202,16 @@ class Engine:
         return fresh if fresh is not None else incident
 
     # --- steps -------------------------------------------------------------------------
-    def request_step(self, *, incident_id: str, step_id: str, actor: str) -> Ran | Refused:
-        """Claim the step for this incident and run it; refuse if it is live or done."""
+    def needs_approval(self, step: Step) -> bool:
+        """True when the policy says the step waits for a second person."""
+        return step.id in self.approval_steps
+
+    def request_step(self, *, incident_id: str, step_id: str,
+                     actor: str) -> Ran | Refused | AwaitingApproval:
+        """Claim the step and run it, or ask for approval; refuse if it is live or done."""
+        if not self._responder(actor, action="step.request", incident_id=incident_id,
+                               step_id=step_id):
+            return Refused(NOT_RESPONDER)
         incident = incidents.get_incident(self.sessions, incident_id=incident_id)
         step = self.playbook.get(step_id)
         if incident is None or step is None:
@@ -177,28 +225,203 @@ class Engine:
                         incident_id=incident_id, step_id=step_id,
                         detail=f"incident is {incident.status}")
             return Refused(f"{incident.id} is {incident.status}: no more steps run for it.")
+        gated = self.needs_approval(step)
         audit.append(self.sessions, action="step.request", actor=actor, outcome="accepted",
-                     incident_id=incident_id, step_id=step_id)
-        claim = steps.claim_step(self.sessions, incident_id=incident_id, step_id=step_id,
-                                 requested_by=actor)
+                     incident_id=incident_id, step_id=step_id,
+                     detail="needs approval" if gated else "")
+        state = StepState.AWAITING_APPROVAL if gated else StepState.RUNNING
+        claim = self._claim(incident_id, step_id, actor, state)
         if not claim.won:
             self.record(action="step.request", actor=actor, outcome="refused",
                         incident_id=incident_id, step_id=step_id,
                         detail=f"already {claim.run.state} (run {claim.run.id})")
             return Refused(_busy_reason(step, claim.run), claim.run)
+        if gated:
+            return self._ask_approval(incident, step, claim.run)
         return Ran(claim.run, self._run(incident, step, claim.run, actor))
 
-    def _run(self, incident: Incident, step: Step, run: StepRun, actor: str) -> StepOutcome:
-        audit.append(self.sessions, action="step.start", actor=actor, outcome="started",
+    def _claim(self, incident_id: str, step_id: str, actor: str,
+               state: StepState) -> steps.Claim:
+        """Claim the step; a pending approval past its time is expired first."""
+        claim = steps.claim_step(self.sessions, incident_id=incident_id, step_id=step_id,
+                                 requested_by=actor, state=state)
+        if claim.won or claim.run.state != StepState.AWAITING_APPROVAL.value:
+            return claim
+        approval = approvals.for_run(self.sessions, run_id=claim.run.id)
+        if approval is not None and self._expire(approval):
+            return steps.claim_step(self.sessions, incident_id=incident_id, step_id=step_id,
+                                    requested_by=actor, state=state)
+        return claim
+
+    # --- approvals ---------------------------------------------------------------------
+    def _ask_approval(self, incident: Incident, step: Step, run: StepRun) -> AwaitingApproval:
+        call_log = CallLog()
+        plan: dict[str, object] = {"calls": []}
+        if step.plan is not None:
+            aws = self.aws.for_region(incident.region)
+            try:
+                planned = step.plan(StepContext(incident=incident, aws=aws, log=call_log,
+                                                actor=run.requested_by))
+                plan["calls"] = [p.to_dict() for p in planned]
+            except AwsError as exc:
+                plan["error"] = f"could not work out the plan: {exc}"
+        approval = approvals.create_approval(self.sessions, run=run, ttl=self.approval_ttl,
+                                             plan=plan)
+        audit.append(self.sessions, action="approval.request", actor=run.requested_by,
+                     outcome="pending", incident_id=incident.id, step_id=step.id,
+                     params={"approval_id": approval.id, "plan": plan,
+                             "expires_at": approval.expires_at.isoformat(),
+                             **calls_for_audit(call_log.records)},
+                     request_ids=call_log.request_ids())
+        view = self.view(incident.id)
+        if view is not None:
+            where = self.notifier.post_approval(view, step, approval)
+            if where is not None:
+                approvals.set_message(self.sessions, approval_id=approval.id,
+                                      channel_id=where[0], message_ts=where[1])
+        self.refresh_root(incident.id)
+        fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
+        return AwaitingApproval(fresh or approval)
+
+    def decide(self, *, approval_id: int, actor: str,
+               approve: bool) -> Ran | Refused | Decided:
+        """Approve (and run) or deny a pending request, under the two-person rule."""
+        verb = "approve" if approve else "deny"
+        approval = approvals.get_approval(self.sessions, approval_id=approval_id)
+        if approval is None:
+            self.record(action=f"approval.{verb}", actor=actor, outcome="rejected",
+                        detail=f"unknown approval {approval_id}")
+            return Refused("There is no such approval request.")
+        step = self.playbook.get(approval.step_id)
+        incident = incidents.get_incident(self.sessions, incident_id=approval.incident_id)
+        if step is None or incident is None:
+            return Refused("That approval belongs to a step irbot no longer has.")
+        refusal = self._may_decide(approval, actor, approve)
+        if refusal is not None:
+            self._deny_row(approval, actor, verb, refusal)
+            return Refused(refusal)
+        if not approvals.decide(self.sessions, approval_id=approval.id, actor=actor,
+                                approve=approve):
+            fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
+            reason = _decided_reason(fresh or approval)
+            if fresh is not None and fresh.state == ApprovalState.PENDING.value:
+                self._expire(fresh)
+                reason = _expired_reason(fresh)
+            self._deny_row(approval, actor, verb, reason)
+            return Refused(reason)
+        decided = approvals.get_approval(self.sessions, approval_id=approval.id) or approval
+        audit.append(self.sessions, action=f"approval.{'approved' if approve else 'denied'}",
+                     actor=actor, approver=actor if approve else None,
+                     outcome="approved" if approve else "denied",
                      incident_id=incident.id, step_id=step.id,
+                     params={"approval_id": approval.id, "requested_by": approval.requested_by},
+                     detail=f"requested by {approval.requested_by}")
+        view = self.view(incident.id)
+        if view is not None:
+            self.notifier.update_approval(view, step, decided)
+        run = steps.get_run(self.sessions, run_id=approval.run_id)
+        if not approve or run is None:
+            self.refresh_root(incident.id)
+            return Decided(decided)
+        return Ran(run, self._run(incident, step, run, approval.requested_by, approver=actor))
+
+    def _may_decide(self, approval: Approval, actor: str, approve: bool) -> str | None:
+        """Return why `actor` may not decide this request now, or None."""
+        if approval.state != ApprovalState.PENDING.value:
+            return _decided_reason(approval)
+        if aware(approval.expires_at) <= utcnow():
+            self._expire(approval)
+            return _expired_reason(approval)
+        if approve and actor == approval.requested_by:
+            return ("You asked for this step, so someone else must approve it "
+                    "(two-person rule).")
+        if actor == approval.requested_by:
+            return None  # the requester may withdraw their own request
+        if not self.access.is_approver(actor):
+            return "You are not an approver for irbot."
+        return None
+
+    def _deny_row(self, approval: Approval, actor: str, verb: str, reason: str) -> None:
+        audit.append(self.sessions, action=f"approval.{verb}", actor=actor, outcome="denied",
+                     incident_id=approval.incident_id, step_id=approval.step_id,
+                     params={"approval_id": approval.id, "requested_by": approval.requested_by},
+                     detail=reason)
+
+    def _expire(self, approval: Approval) -> bool:
+        """Expire a pending approval that is past its time; report it once."""
+        if not approvals.expire(self.sessions, approval_id=approval.id):
+            return False
+        audit.append(self.sessions, action="approval.expired", actor="irbot",
+                     outcome="expired", incident_id=approval.incident_id,
+                     step_id=approval.step_id,
+                     params={"approval_id": approval.id, "requested_by": approval.requested_by},
+                     detail=f"not approved by {when(approval.expires_at)}")
+        step = self.playbook.get(approval.step_id)
+        view = self.view(approval.incident_id)
+        fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
+        if view is not None and step is not None and fresh is not None:
+            self.notifier.update_approval(view, step, fresh)
+        self.refresh_root(approval.incident_id)
+        return True
+
+    def add_reason(self, *, approval_id: int, actor: str, reason: str,
+                   denial: bool = False) -> Refused | None:
+        """Attach the requester's reason (or the denier's) to an approval request."""
+        approval = approvals.get_approval(self.sessions, approval_id=approval_id)
+        if approval is None:
+            return Refused("There is no such approval request.")
+        owner = approval.decided_by if denial else approval.requested_by
+        if actor != owner:
+            self._deny_row(approval, actor, "reason", "only the person who asked (or denied) "
+                           "may give the reason")
+            return Refused("Only the person who asked (or denied) may give the reason.")
+        approvals.set_reason(self.sessions, approval_id=approval.id, reason=reason,
+                             decision=denial)
+        audit.append(self.sessions, action="approval.reason", actor=actor, outcome="recorded",
+                     incident_id=approval.incident_id, step_id=approval.step_id,
+                     params={"approval_id": approval.id, "denial": denial}, detail=reason)
+        step = self.playbook.get(approval.step_id)
+        view = self.view(approval.incident_id)
+        fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
+        if view is not None and step is not None and fresh is not None:
+            self.notifier.update_approval(view, step, fresh)
+        return None
+
+    def approval(self, approval_id: int) -> Approval | None:
+        """Return the approval request, or None."""
+        return approvals.get_approval(self.sessions, approval_id=approval_id)
+
+    def pending_approvals(self) -> list[Approval]:
+        """Return the approval requests still waiting (past-due ones are expired first)."""
+        waiting = []
+        for approval in approvals.pending(self.sessions):
+            if aware(approval.expires_at) <= utcnow():
+                self._expire(approval)
+            else:
+                waiting.append(approval)
+        return waiting
+
+    def _responder(self, actor: str, *, action: str, incident_id: str | None = None,
+                   step_id: str | None = None, detail: str = "") -> bool:
+        if actor == POLICY_ACTOR or self.access.is_responder(actor):
+            return True
+        self.record(action=action, actor=actor, outcome="denied", incident_id=incident_id,
+                    step_id=step_id, detail=f"not a responder {detail}".strip())
+        return False
+
+    def _run(self, incident: Incident, step: Step, run: StepRun, actor: str,
+             approver: str = "") -> StepOutcome:
+        audit.append(self.sessions, action="step.start", actor=actor, outcome="started",
+                     approver=approver or None, incident_id=incident.id, step_id=step.id,
                      params={"instance_id": incident.instance_id, "region": incident.region})
         # Show "Isolating… (by @x)" without making containment wait for Slack.
         self._background.submit(self.refresh_root, incident.id)
-        aws = self.aws.for_region(incident.region)
         call_log = CallLog()
         try:
+            aws = self.aws.for_action(call_log, region=incident.region, identity=Identity(
+                incident_id=incident.id, requester=actor, approver=approver))
             outcome = step.run(StepContext(incident=incident, aws=aws, log=call_log,
-                                           actor=actor))
+                                           actor=actor, approver=approver))
         except AwsError as exc:
             outcome = StepOutcome(ok=False, headline=f"{step.label} failed: {exc}",
                                   lines=["Nothing after the failing call was attempted; "
@@ -215,7 +438,7 @@ class Engine:
                     **calls_for_audit(call_log.records)},
             error=None if outcome.ok else outcome.headline,
         )
-        audit.append(self.sessions, action="step.result",
+        audit.append(self.sessions, action="step.result", approver=approver or None,
                      actor=actor, outcome="succeeded" if outcome.ok else "failed",
                      incident_id=incident.id, step_id=step.id,
                      params=calls_for_audit(call_log.records),
@@ -242,14 +465,27 @@ class Engine:
 def _busy_reason(step: Step, run: StepRun) -> str:
     who = f"<@{run.requested_by}>"
     if run.state == StepState.SUCCEEDED.value:
-        return f"{step.label} is already done: by {who} at {_when(run.finished_at)}."
+        return f"{step.label} is already done: by {who} at {when(run.finished_at)}."
     if run.state == StepState.RUNNING.value:
-        return f"{step.label} is already running: started by {who} at {_when(run.started_at)}."
+        return f"{step.label} is already running: started by {who} at {when(run.started_at)}."
     return f"{step.label} is already {run.state.replace('_', ' ')}: asked by {who}."
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
+def when(value: datetime | None) -> str:
+    """Format a time for people, in UTC."""
+    return aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
+
+
+def _decided_reason(approval: Approval) -> str:
+    if approval.state == ApprovalState.EXPIRED.value:
+        return _expired_reason(approval)
+    return (f"This request was already {approval.state} by <@{approval.decided_by}> "
+            f"at {when(approval.decided_at)}.")
+
+
+def _expired_reason(approval: Approval) -> str:
+    return (f"This approval request expired at {when(approval.expires_at)}. "
+            "Ask for the step again.")
 
 
 def _summary_line(summary: InstanceSummary) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from aws.plans import PlannedCall
 from aws.session import Aws, CallLog
-from storage.models import Incident, StepRun
+from storage.models import Approval, Incident, StepRun
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class StepContext:
     aws: Aws
     log: CallLog
     actor: str
+    approver: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Step:
     confirm: str | None = None
     destructive: bool = False
     needs_approval: bool = False
+    # What the step will do, checked without doing it (shown to approvers).
+    plan: Callable[[StepContext], list[PlannedCall]] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,16 @@ class IncidentView:
     incident: Incident
     steps: tuple[Step, ...]
     runs: dict[str, StepRun]
+
+
+class Access(Protocol):
+    """Who may act; bot/ implements it from settings and Slack user groups."""
+
+    def is_responder(self, user: str) -> bool:
+        """True when the user may open incidents and request steps."""
+
+    def is_approver(self, user: str) -> bool:
+        """True when the user may approve another person's request."""
 
 
 class Notifier(Protocol):
@@ -71,3 +85,10 @@ class Notifier(Protocol):
 
     def post_in_thread(self, view: IncidentView, text: str) -> None:
         """Post a plain notice in the incident thread."""
+
+    def post_approval(self, view: IncidentView, step: Step,
+                      approval: Approval) -> tuple[str, str] | None:
+        """Post an approval request in the thread; return (channel, ts) or None."""
+
+    def update_approval(self, view: IncidentView, step: Step, approval: Approval) -> None:
+        """Re-render an approval request (its buttons replaced once decided)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import ENDED_STATUSES, Counter, Incident, utcnow
+from storage.models import ENDED_STATUSES, Counter, Incident, StepRun, utcnow
 
 
 class IncidentExists(Exception):
@@ -128,3 +128,15 @@ def set_status(sessions: sessionmaker[Session], *, incident_id: str, status: str
         values["closed_at"] = utcnow()
     with sessions.begin() as session:
         session.execute(update(Incident).where(Incident.id == incident_id).values(**values))
+
+
+def open_incidents_of(sessions: sessionmaker[Session], *, user: str) -> list[Incident]:
+    """Return the open incidents the user opened or requested or approved a step in."""
+    with sessions() as session:
+        took_part = select(StepRun.incident_id).where(
+            or_(StepRun.requested_by == user, StepRun.approved_by == user))
+        stmt = select(Incident).where(
+            Incident.status.not_in(ENDED_STATUSES),
+            or_(Incident.opened_by == user, Incident.id.in_(took_part)),
+        )
+        return list(session.execute(stmt.order_by(Incident.opened_at.desc())).scalars())

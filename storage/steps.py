@@ -117,6 +117,12 @@ def finish_run(
         return session.execute(select(StepRun).where(StepRun.id == run_id)).scalar_one()
 
 
+def get_run(sessions: sessionmaker[Session], *, run_id: int) -> StepRun | None:
+    """Return the step run, or None."""
+    with sessions() as session:
+        return session.get(StepRun, run_id)
+
+
 def runs_for(sessions: sessionmaker[Session], *, incident_id: str) -> list[StepRun]:
     """Return every run of the incident's steps, oldest first."""
     with sessions() as session:

@@ -61,6 +61,7 @@ def world(clients: dict[str, Any]) -> World:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     slack = FakeSlack().start()
+    slack.usergroups = {"S0RESPOND": ["U0CAROL"], "S0APPROVE": ["U0CAROL"]}
     yield slack
     slack.stop()
 

@@ -14,8 +14,12 @@ from tests.signing import block_action, buttons, sign, slash_command
 SECRET = "test-signing-secret-0123456789"
 TOKEN = "xoxb-test-token"
 CHANNEL = "C0INCIDENT"
-ALICE = "U0ALICE"
-BOB = "U0BOB"
+ALICE = "U0ALICE"  # responder
+BOB = "U0BOB"  # responder and approver
+CAROL = "U0CAROL"  # responder through a group, approver through a group
+MALLORY = "U0MALLORY"  # in the workspace, nothing more
+RESPONDER_GROUP = "S0RESPOND"
+APPROVER_GROUP = "S0APPROVE"
 
 
 def env(slack: FakeSlack, database_url: str, **extra: str) -> dict[str, str]:
@@ -26,6 +30,8 @@ def env(slack: FakeSlack, database_url: str, **extra: str) -> dict[str, str]:
         "SLACK_API_URL": slack.api_url,
         "IRBOT_CHANNEL": CHANNEL,
         "DATABASE_URL": database_url,
+        "IRBOT_RESPONDERS": f"{ALICE},{BOB},{RESPONDER_GROUP}",
+        "IRBOT_APPROVERS": f"{BOB},{APPROVER_GROUP}",
         **extra,
     }
 

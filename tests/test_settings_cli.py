@@ -22,6 +22,7 @@ GOOD = {
     "SLACK_SIGNING_SECRET": "8f742231b10e8888abcd99yyyzzz85a5",
     "IRBOT_CHANNEL": "C0123ABCD",
     "AWS_REGION": "eu-west-1",
+    "IRBOT_RESPONDERS": "U0ALICE,S0TEAM",
 }
 
 
@@ -88,3 +89,52 @@ def test_audit_verify_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["audit", "verify"]) == 1
     assert "BROKEN at row 1" in capsys.readouterr().out
     engine.dispose()
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("IRBOT_RESPONDERS", "", "IRBOT_RESPONDERS is empty"),
+    ("IRBOT_RESPONDERS", "alice", "use Slack user ids"),
+    ("IRBOT_APPROVERS", "U0BOB,@carol", "IRBOT_APPROVERS holds '@carol'"),
+    ("IRBOT_EXTRA_CHANNELS", "C0A,#x", "IRBOT_EXTRA_CHANNELS holds '#x'"),
+    ("IRBOT_APPROVAL_TTL", "soon", "IRBOT_APPROVAL_TTL must be a duration"),
+    ("IRBOT_APPROVAL_TTL", "5s", "between 1 minute and 24 hours"),
+    ("IRBOT_ALLOW_EVERYONE", "maybe", "IRBOT_ALLOW_EVERYONE must be true or false"),
+    ("IRBOT_ASSUME_ROLE_ARN", "my-role", "IRBOT_ASSUME_ROLE_ARN must be an IAM role ARN"),
+])
+def test_bad_access_settings_name_the_setting(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({**GOOD, name: value})
+
+
+def test_everyone_only_on_purpose_and_durations() -> None:
+    settings = load_settings({**GOOD, "IRBOT_RESPONDERS": "", "IRBOT_ALLOW_EVERYONE": "true",
+                              "IRBOT_APPROVAL_TTL": "45m", "IRBOT_EXTRA_CHANNELS": "C0WAR"})
+    assert settings.allow_everyone and settings.approval_ttl_seconds == 45 * 60
+    assert settings.channels == ("C0123ABCD", "C0WAR")
+    assert load_settings(GOOD).approval_ttl_seconds == 30 * 60
+
+
+def test_approval_policy_is_checked_against_the_playbook() -> None:
+    from bot.deps import approval_policy
+    from playbooks.catalog import EC2_COMPROMISE
+
+    assert approval_policy(load_settings(GOOD), EC2_COMPROMISE) == frozenset()
+    with pytest.raises(SettingsError, match="unknown steps nuke"):
+        approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "nuke"}),
+                        EC2_COMPROMISE)
+    with pytest.raises(SettingsError, match="IRBOT_APPROVERS is empty"):
+        approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "isolate"}),
+                        EC2_COMPROMISE)
+    gated = approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "isolate",
+                                           "IRBOT_APPROVERS": "U0BOB"}), EC2_COMPROMISE)
+    assert gated == frozenset({"isolate"})
+
+
+def test_serve_refuses_without_responders(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("SLACK_", "IRBOT_"))}
+    environment.update({**GOOD, "IRBOT_RESPONDERS": ""})
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], env=environment,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("irbot: IRBOT_RESPONDERS is empty")
