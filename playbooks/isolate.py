@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws.isolation import IsolationReport, isolate
+from aws.isolation import IsolationReport, isolate, plan_isolation
+from aws.plans import PlannedCall
 from playbooks.model import Step, StepContext, StepOutcome
 from storage.models import IncidentStatus
 
@@ -43,6 +44,12 @@ def run_isolate(ctx: StepContext) -> StepOutcome:
         result=report.to_dict(),
         incident_status=IncidentStatus.CONTAINED.value if report.contained else None,
     )
+
+
+def plan_isolate(ctx: StepContext) -> list[PlannedCall]:
+    """Describe what isolating the incident's instance will change, dry-run checked."""
+    return plan_isolation(ctx.aws, ctx.log, instance_id=ctx.incident.instance_id,
+                          vpc_id=ctx.incident.vpc_id)
 
 
 def _headline(report: IsolationReport) -> str:
@@ -132,6 +139,7 @@ ISOLATE = Step(
     ),
     running_text="Isolating…",
     run=run_isolate,
+    plan=plan_isolate,
     permissions=PERMISSIONS,
     confirm=(
         "Moves every network interface of {instance} into the quarantine group: no traffic "

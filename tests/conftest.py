@@ -10,14 +10,19 @@ from typing import Any
 
 import boto3
 import pytest
+from fastapi.testclient import TestClient
 from moto import mock_aws
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.app import create_app
+from bot.deps import Deps, build_deps
+from bot.settings import load_settings
 from storage.db import create_schema, make_engine, session_factory
 from tests.aws_world import World, build_world
 from tests.fake_slack import FakeSlack
+from tests.harness import SlackDriver, env
 
 REGION = "us-east-1"
 
@@ -99,3 +104,43 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     create_schema(engine)
     yield session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def app_extra_env() -> dict[str, str]:
+    """Settings a test module adds to the app's environment (override per module)."""
+    return {}
+
+
+@pytest.fixture
+def app_env(fake_slack: FakeSlack, database_url: str, moto: None,
+            monkeypatch: pytest.MonkeyPatch, app_extra_env: dict[str, str]) -> dict[str, str]:
+    values = env(fake_slack, database_url, **app_extra_env)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+@pytest.fixture
+def deps(app_env: dict[str, str]) -> Iterator[Deps]:
+    built = build_deps(load_settings())
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture
+def driver(deps: Deps, fake_slack: FakeSlack) -> Iterator[SlackDriver]:
+    api = create_app(load_settings(), deps)
+    with TestClient(api) as client:
+        yield SlackDriver(http=client, slack=fake_slack)  # type: ignore[arg-type]
+
+
+def open_incident(driver: SlackDriver, world: World, reason: str = "GuardDuty C&C finding"
+          ) -> tuple[str, dict[str, Any]]:
+    response, name = driver.command(f"open {world.instance_id} {reason}")
+    assert response.status_code == 200
+    assert f"Opening an incident for `{world.instance_id}`" in response.text
+    driver.wait_reply(name, "Opened")
+    return driver.root()
+
+

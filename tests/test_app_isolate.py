@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from aws.quarantine_groups import QUARANTINE_NAME
-from bot.app import create_app
-from bot.deps import Deps, build_deps
-from bot.settings import load_settings
+from bot.deps import Deps
 from storage import audit
 from storage.models import StepRun
 from tests.aws_world import World, group_by_name, interface_groups
-from tests.fake_slack import FakeSlack
-from tests.harness import ALICE, BOB, CHANNEL, SECRET, SlackDriver, blocks_text, env
+from tests.conftest import open_incident as _open
+from tests.harness import ALICE, BOB, CHANNEL, SECRET, SlackDriver, blocks_text
 from tests.signing import sign, slash_command
-
-
-@pytest.fixture
-def app_env(fake_slack: FakeSlack, database_url: str, moto: None,
-            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    values = env(fake_slack, database_url)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    return values
-
-
-@pytest.fixture
-def deps(app_env: dict[str, str]) -> Iterator[Deps]:
-    built = build_deps(load_settings())
-    yield built
-    built.db.dispose()
-
-
-@pytest.fixture
-def driver(deps: Deps, fake_slack: FakeSlack) -> Iterator[SlackDriver]:
-    api = create_app(load_settings(), deps)
-    with TestClient(api) as client:
-        yield SlackDriver(http=client, slack=fake_slack)  # type: ignore[arg-type]
-
-
-def _open(driver: SlackDriver, world: World, reason: str = "GuardDuty C&C finding"
-          ) -> tuple[str, dict[str, Any]]:
-    response, name = driver.command(f"open {world.instance_id} {reason}")
-    assert response.status_code == 200
-    assert f"Opening an incident for `{world.instance_id}`" in response.text
-    driver.wait_reply(name, "Opened")
-    return driver.root()
 
 
 def test_open_posts_root_message_with_summary_and_buttons(driver: SlackDriver,
