@@ -303,9 +303,14 @@ def approval_message(view: IncidentView, step: Step, approval: Approval) -> dict
         blocks.append({"type": "actions", "block_id": BlockId.APPROVAL_BUTTONS.value,
                        "elements": _approval_buttons(incident, step, approval)})
     elif state == ApprovalState.APPROVED.value:
+        run = view.runs.get(step.id)
+        result = f"Running {step.label}…"
+        if run is not None and run.id == approval.run_id and run.state != "running":
+            icon = ":white_check_mark:" if run.state == "succeeded" else ":warning:"
+            result = f"{icon} Result: {escape(_headline(run) or run.state)}"
         blocks.append({"type": "section", "text": mrkdwn(
             f":white_check_mark: Approved by {mention(approval.decided_by or '?')}, "
-            f"requested by {who} · {when(approval.decided_at)}. Running {step.label}…")})
+            f"requested by {who} · {when(approval.decided_at)}. {result}")})
     elif state == ApprovalState.DENIED.value:
         why = f" Why: {escape(approval.decision_reason)}" if approval.decision_reason else ""
         verb = "Withdrawn" if approval.decided_by == approval.requested_by else "Denied"

@@ -323,7 +323,11 @@ class Engine:
         if not approve or run is None:
             self.refresh_root(incident.id)
             return Decided(decided)
-        return Ran(run, self._run(incident, step, run, approval.requested_by, approver=actor))
+        outcome = self._run(incident, step, run, approval.requested_by, approver=actor)
+        view = self.view(incident.id)
+        if view is not None:  # the request message shows the result under the approval
+            self.notifier.update_approval(view, step, decided)
+        return Ran(run, outcome)
 
     def _may_decide(self, approval: Approval, actor: str, approve: bool) -> str | None:
         """Return why `actor` may not decide this request now, or None."""

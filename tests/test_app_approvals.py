@@ -151,8 +151,11 @@ def test_group_approver_approves_and_the_step_runs(driver: SlackDriver, deps: De
     (result,) = driver.slack.wait_for(lambda: _thread(driver, ts, "is isolated"))
     assert f"approved by <@{CAROL}>" in blocks_text(result)
     assert f"requested by <@{ALICE}>" in blocks_text(result)
-    approval_msg = driver.slack.messages[(CHANNEL, approval_ts)]
+    approval_msg = driver.slack.wait_for(lambda: "Result:" in blocks_text(
+        driver.slack.messages[(CHANNEL, approval_ts)]) and driver.slack.messages[
+        (CHANNEL, approval_ts)])
     assert f"Approved by <@{CAROL}>, requested by <@{ALICE}>" in blocks_text(approval_msg)
+    assert "is isolated" in blocks_text(approval_msg)
     assert "approval:approve" not in blocks_text(approval_msg)
     (run,) = _runs(deps)
     assert run.state == "succeeded" and run.approved_by == CAROL
