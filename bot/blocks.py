@@ -190,6 +190,7 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
         {"type": "section", "text": mrkdwn(f"{icon} *{escape(outcome.headline)}*")},
     ]
     blocks.extend(_line_sections(outcome.lines))
+    blocks.extend(table_sections(outcome.table))
     approved = f" · approved by {mention(run.approved_by)}" if run.approved_by else ""
     blocks.append({"type": "context", "elements": [mrkdwn(
         f"{step.label} requested by {mention(run.requested_by)}{approved} · "
@@ -211,6 +212,27 @@ def _line_sections(lines: Sequence[str]) -> Iterable[Block]:
         size += len(text) + 1
     if chunk:
         yield {"type": "section", "text": mrkdwn("\n".join(chunk))}
+
+
+def table_sections(rows: Sequence[Sequence[str]], *, max_rows: int = 40) -> Iterable[Block]:
+    """Render rows (the first is the header) as aligned monospace text, in sections."""
+    if not rows:
+        return
+    shown = [list(map(str, r)) for r in rows[: max_rows + 1]]
+    widths = [min(40, max(len(r[i]) if i < len(r) else 0 for r in shown))
+              for i in range(len(shown[0]))]
+    lines = ["  ".join(_cut(c, w).ljust(w) for c, w in zip(r, widths, strict=False)).rstrip()
+             for r in shown]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if len(rows) - 1 > max_rows:
+        lines.append(f"… {len(rows) - 1 - max_rows} more rows in the attached file")
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and sum(len(x) + 1 for x in chunk) + len(line) + 8 > SECTION_LIMIT:
+            yield {"type": "section", "text": mrkdwn("```" + "\n".join(chunk) + "```")}
+            chunk = []
+        chunk.append(escape(line))
+    yield {"type": "section", "text": mrkdwn("```" + "\n".join(chunk) + "```")}
 
 
 def help_text(command: str, steps: Sequence[Step]) -> str:

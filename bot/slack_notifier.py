@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from playbooks.model import IncidentView, Step, StepOutcome
+from playbooks.model import Artifact, IncidentView, Step, StepOutcome
 from storage.models import Approval, StepRun
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,23 @@ class SlackNotifier:
         if approval.channel_id and approval.message_ts:
             self._call("chat.update", channel=approval.channel_id, ts=approval.message_ts,
                        **blocks.approval_message(view, step, approval))
+
+    def attach_file(self, view: IncidentView, artifact: Artifact, sha256: str) -> bool:
+        """Upload an artifact into the incident thread, its hash in the comment."""
+        incident = view.incident
+        if not incident.channel_id or not incident.root_ts:
+            return False
+        try:
+            self.client.files_upload_v2(
+                channel=incident.channel_id, thread_ts=incident.root_ts,
+                content=artifact.content, filename=artifact.filename, title=artifact.title,
+                initial_comment=f"{artifact.title} · {len(artifact.content):,} bytes · "
+                                f"SHA-256 `{sha256}`",
+            )
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.error("uploading %s failed: %s", artifact.filename, exc)
+            return False
+        return True
 
     def open_reason_modal(self, trigger_id: str, approval: Approval, step: Step, *,
                           denial: bool) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,11 +14,22 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws.errors import AwsError
+from aws.evidence_store import put_evidence
 from aws.instances import InstanceSummary, summarize
 from aws.session import AwsFactory, CallLog, CallRecord, Identity
 from playbooks.catalog import Playbook
-from playbooks.model import Access, IncidentView, Notifier, Step, StepContext, StepOutcome
-from storage import approvals, audit, incidents, steps
+from playbooks.model import (
+    Access,
+    Artifact,
+    Facts,
+    FollowUp,
+    IncidentView,
+    Notifier,
+    Step,
+    StepContext,
+    StepOutcome,
+)
+from storage import approvals, audit, evidence, incidents, steps
 from storage.approvals import aware
 from storage.incidents import IncidentExists
 from storage.models import (
@@ -99,7 +112,9 @@ class Engine:
     def __init__(self, *, sessions: sessionmaker[Session], aws: AwsFactory,
                  notifier: Notifier, playbook: Playbook, access: Access,
                  approval_steps: frozenset[str] | None = None,
-                 approval_ttl: timedelta = timedelta(minutes=30)) -> None:
+                 approval_ttl: timedelta = timedelta(minutes=30),
+                 evidence_bucket: str = "", follow_up_every: float = 30.0,
+                 follow_up_for: float = 6 * 3600.0) -> None:
         self.sessions = sessions
         self.aws = aws
         self.notifier = notifier
@@ -108,6 +123,9 @@ class Engine:
         self.approval_steps = (approval_steps if approval_steps is not None
                                else frozenset(s.id for s in playbook if s.needs_approval))
         self.approval_ttl = approval_ttl
+        self.evidence_bucket = evidence_bucket
+        self.follow_up_every = follow_up_every
+        self.follow_up_for = follow_up_for
         # Root messages are re-rendered from the database under a per-incident lock, so a
         # late "running" update can never overwrite a newer result.
         self._root_locks: dict[str, threading.Lock] = {}
@@ -225,6 +243,12 @@ class Engine:
                         incident_id=incident_id, step_id=step_id,
                         detail=f"incident is {incident.status}")
             return Refused(f"{incident.id} is {incident.status}: no more steps run for it.")
+        missing = self._missing(incident, step, actor)
+        if missing:
+            self.record(action="step.request", actor=actor, outcome="refused",
+                        incident_id=incident_id, step_id=step_id,
+                        detail="missing: " + "; ".join(missing))
+            return Refused(f"{step.label} cannot run yet. Missing: " + "; ".join(missing) + ".")
         gated = self.needs_approval(step)
         audit.append(self.sessions, action="step.request", actor=actor, outcome="accepted",
                      incident_id=incident_id, step_id=step_id,
@@ -239,6 +263,24 @@ class Engine:
         if gated:
             return self._ask_approval(incident, step, claim.run)
         return Ran(claim.run, self._run(incident, step, claim.run, actor))
+
+    def facts(self, incident_id: str) -> Facts:
+        """Return what the incident has so far (latest runs, evidence kinds)."""
+        kinds = frozenset(e.kind for e in evidence.evidence_for(self.sessions,
+                                                                 incident_id=incident_id))
+        return Facts(runs=steps.latest_runs(self.sessions, incident_id=incident_id),
+                     evidence_kinds=kinds)
+
+    def _missing(self, incident: Incident, step: Step, actor: str) -> list[str]:
+        """Return what must happen before the step may run (may ask AWS)."""
+        if step.missing is None:
+            return []
+        ctx = StepContext(incident=incident, aws=self.aws.for_region(incident.region),
+                          log=CallLog(), actor=actor)
+        try:
+            return step.missing(ctx, self.facts(incident.id))
+        except AwsError as exc:
+            return [f"could not check the prerequisites ({exc})"]
 
     def _claim(self, incident_id: str, step_id: str, actor: str,
                state: StepState) -> steps.Claim:
@@ -421,11 +463,18 @@ class Engine:
         # Show "Isolating… (by @x)" without making containment wait for Slack.
         self._background.submit(self.refresh_root, incident.id)
         call_log = CallLog()
+        ctx: StepContext | None = None
         try:
+            missing = self._missing(incident, step, actor) if approver else []
             aws = self.aws.for_action(call_log, region=incident.region, identity=Identity(
                 incident_id=incident.id, requester=actor, approver=approver))
-            outcome = step.run(StepContext(incident=incident, aws=aws, log=call_log,
-                                           actor=actor, approver=approver))
+            ctx = StepContext(incident=incident, aws=aws, log=call_log, actor=actor,
+                              approver=approver)
+            if missing:  # it held when asked, but not any more
+                outcome = StepOutcome(ok=False, headline=f"{step.label} did not run: "
+                                      "missing " + "; ".join(missing))
+            else:
+                outcome = step.run(ctx)
         except AwsError as exc:
             outcome = StepOutcome(ok=False, headline=f"{step.label} failed: {exc}",
                                   lines=["Nothing after the failing call was attempted; "
@@ -453,8 +502,80 @@ class Engine:
         view = self.view(incident.id)
         if view is not None:
             self.notifier.post_step_result(view, step, finished, outcome)
+            self._keep(view, step, finished, outcome.artifacts, actor)
         self.refresh_root(incident.id)
+        if outcome.ok and step.follow_up is not None and ctx is not None:
+            threading.Thread(target=self._follow, args=(ctx, step, finished),
+                             name=f"follow-{incident.id}-{step.id}", daemon=True).start()
         return outcome
+
+    def _keep(self, view: IncidentView, step: Step, run: StepRun,
+              artifacts: list[Artifact], actor: str) -> None:
+        """Hash, store (S3 when configured), record and attach each artifact."""
+        incident = view.incident
+        for artifact in artifacts:
+            digest = hashlib.sha256(artifact.content).hexdigest()
+            locations = []
+            call_log = CallLog()
+            if self.evidence_bucket:
+                key = f"{incident.id}/{run.id}-{artifact.filename}"
+                try:
+                    locations.append(put_evidence(
+                        self.aws.for_region(incident.region), call_log,
+                        bucket=self.evidence_bucket, key=key, body=artifact.content,
+                        sha256=digest, incident_id=incident.id, kind=artifact.kind))
+                except AwsError as exc:
+                    self.notifier.post_in_thread(
+                        view, f":warning: {artifact.title} could not be written to "
+                        f"s3://{self.evidence_bucket}: {exc}")
+            if self.notifier.attach_file(view, artifact, digest):
+                locations.append(f"slack:{incident.channel_id}/{incident.root_ts}/"
+                                 f"{artifact.filename}")
+            evidence.add_evidence(self.sessions, incident_id=incident.id, kind=artifact.kind,
+                                  sha256=digest, size=len(artifact.content),
+                                  location=" ".join(locations) or "database only",
+                                  collected_by=actor)
+            audit.append(self.sessions, action="evidence.stored", actor=actor,
+                         outcome="stored", incident_id=incident.id, step_id=step.id,
+                         params={"kind": artifact.kind, "filename": artifact.filename,
+                                 "sha256": digest, "size": len(artifact.content),
+                                 "locations": locations},
+                         request_ids=call_log.request_ids())
+
+    def _follow(self, ctx: StepContext, step: Step, run: StepRun) -> None:
+        """Track a step's background work until done (or the deadline); post changes."""
+        assert step.follow_up is not None
+        deadline = time.monotonic() + self.follow_up_for
+        said = ""
+        result = dict(run.result)
+        while True:
+            try:
+                look = step.follow_up(ctx, result)
+            except AwsError as exc:
+                look = FollowUp(done=False, text=f"Could not check {step.label}: {exc}")
+            except Exception:
+                log.exception("follow-up of %s for %s crashed", step.id, ctx.incident.id)
+                return
+            if look.result:
+                result.update(look.result)
+                steps.update_result(self.sessions, run_id=run.id, result=result)
+            view = self.view(ctx.incident.id)
+            if look.text and look.text != said and view is not None:
+                self.notifier.post_in_thread(view, look.text)
+                said = look.text
+            if look.done:
+                audit.append(self.sessions, action="step.follow_up", actor="irbot",
+                             outcome="completed" if look.ok else "failed",
+                             incident_id=ctx.incident.id, step_id=step.id,
+                             detail=look.text, request_ids=ctx.log.request_ids()[-20:])
+                self.refresh_root(ctx.incident.id)
+                return
+            if time.monotonic() > deadline:
+                if view is not None:
+                    self.notifier.post_in_thread(view, f":warning: Stopped tracking "
+                                                 f"{step.label} after the deadline: {said}")
+                return
+            time.sleep(self.follow_up_every)
 
     def refresh_root(self, incident_id: str) -> None:
         """Re-render the incident's root message from its current state."""

@@ -23,6 +23,16 @@ class StepContext:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """A piece of evidence a step produced: stored with its hash, attached to the thread."""
+
+    kind: str  # metadata, console-output, screenshot, triage-output, flow-log-query, ...
+    filename: str
+    content: bytes
+    title: str
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     """A step's result: the verdict, a headline and lines for people, data for the record."""
 
@@ -31,6 +41,26 @@ class StepOutcome:
     lines: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     incident_status: str | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+    table: list[list[str]] = field(default_factory=list)  # first row: the header
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the incident has so far, for a step's prerequisites."""
+
+    runs: dict[str, StepRun]
+    evidence_kinds: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One look at a step's background work (snapshots completing): done, and what to say."""
+
+    done: bool
+    text: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,10 @@ class Step:
     needs_approval: bool = False
     # What the step will do, checked without doing it (shown to approvers).
     plan: Callable[[StepContext], list[PlannedCall]] | None = None
+    # What is missing before the step may run (empty: it may); may look at AWS.
+    missing: Callable[[StepContext, Facts], list[str]] | None = None
+    # Background tracking after success, called every `follow_up_every` seconds.
+    follow_up: Callable[[StepContext, dict[str, Any]], FollowUp] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +119,9 @@ class Notifier(Protocol):
 
     def post_in_thread(self, view: IncidentView, text: str) -> None:
         """Post a plain notice in the incident thread."""
+
+    def attach_file(self, view: IncidentView, artifact: Artifact, sha256: str) -> bool:
+        """Attach an artifact to the incident thread as a file; True if it went."""
 
     def post_approval(self, view: IncidentView, step: Step,
                       approval: Approval) -> tuple[str, str] | None:

@@ -117,6 +117,13 @@ def finish_run(
         return session.execute(select(StepRun).where(StepRun.id == run_id)).scalar_one()
 
 
+def update_result(sessions: sessionmaker[Session], *, run_id: int,
+                  result: dict[str, Any]) -> None:
+    """Replace a finished run's result (background tracking adds to it)."""
+    with sessions.begin() as session:
+        session.execute(update(StepRun).where(StepRun.id == run_id).values(result=result))
+
+
 def get_run(sessions: sessionmaker[Session], *, run_id: int) -> StepRun | None:
     """Return the step run, or None."""
     with sessions() as session:

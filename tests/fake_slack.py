@@ -41,6 +41,8 @@ class FakeSlack:
         self._cond = threading.Condition(self._lock)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.socket_url = ""  # what apps.connections.open hands out (Socket Mode)
+        self.uploads: dict[str, bytes] = {}  # file id -> bytes uploaded
+        self.files: dict[str, dict[str, Any]] = {}  # file id -> name, title, channel, thread
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +55,17 @@ class FakeSlack:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
+                data = self.rfile.read(length)
+                if self.path.startswith("/upload/"):  # files.getUploadURLExternal's URL
+                    with fake._cond:
+                        fake.uploads[self.path.rsplit("/", 1)[-1]] = data
+                        fake._cond.notify_all()
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
+                raw = data.decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     args = json.loads(raw or "{}")
                 else:
@@ -169,6 +181,24 @@ class FakeSlack:
             ts = str(args.get("message_ts", "")).replace(".", "")
             return {"ok": True, "permalink": f"https://fake.slack.test/archives/"
                                              f"{args.get('channel')}/p{ts}"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):08d}"
+            self.files[file_id] = {"filename": args.get("filename"),
+                                   "length": int(args.get("length", 0))}
+            return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}",
+                    "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            listed = args.get("files")
+            listed = json.loads(listed) if isinstance(listed, str) else listed or []
+            done = []
+            for item in listed:
+                entry = self.files.setdefault(item["id"], {})
+                entry.update(title=item.get("title"), channel=args.get("channel_id"),
+                             thread_ts=args.get("thread_ts"),
+                             comment=args.get("initial_comment"),
+                             content=self.uploads.get(item["id"], b""))
+                done.append({"id": item["id"], "title": item.get("title")})
+            return {"ok": True, "files": done}
         if method == "apps.connections.open":
             if not self.socket_url:
                 return {"ok": False, "error": "invalid_auth"}
