@@ -88,6 +88,11 @@ class Aws:
                 )
             return self._clients[service]
 
+    def set_client(self, service: str, client: Any) -> None:
+        """Use this client for `service` (a test's stubbed client, a tool's own)."""
+        with self._lock:
+            self._clients[service] = client
+
     def warm(self, services: Iterable[str] = WARM_SERVICES) -> None:
         """Create the clients now, so the first incident does not pay for loading models."""
         for service in services:
@@ -108,6 +113,10 @@ class Aws:
             mapped = from_botocore_error(exc, operation=operation)
             log.add(_record(service, operation, params, "", False, type(exc).__name__, started))
             raise mapped from exc
+        except NotImplementedError as exc:  # an emulator without this API (moto)
+            log.add(_record(service, operation, params, "", False, "NotImplemented", started))
+            raise AwsError(f"{operation} is not implemented here", code="NotImplemented",
+                           operation=operation) from exc
         request_id = str(response.get("ResponseMetadata", {}).get("RequestId", ""))
         log.add(_record(service, operation, params, request_id, True, "", started))
         return response

@@ -85,6 +85,9 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
     threading.Thread(target=aws.for_region().warm, name="aws-warm", daemon=True).start()
     engine = Engine(sessions=sessions, aws=aws, notifier=notifier, playbook=EC2_COMPROMISE,
                     access=access, approval_steps=gated,
-                    approval_ttl=timedelta(seconds=settings.approval_ttl_seconds))
+                    approval_ttl=timedelta(seconds=settings.approval_ttl_seconds),
+                    evidence_bucket=settings.evidence_bucket,
+                    follow_up_every=settings.snapshot_poll_seconds,
+                    step_config={"quarantine_profile": settings.quarantine_profile})
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
                 engine=engine, access=access)

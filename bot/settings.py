@@ -39,6 +39,9 @@ class Settings:
     approval_required: tuple[str, ...] | None = None  # None: the playbook's defaults
     approval_ttl_seconds: int = 30 * 60
     assume_role_arn: str = ""
+    evidence_bucket: str = ""
+    quarantine_profile: str = ""
+    snapshot_poll_seconds: int = 30
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -138,7 +141,21 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     role = env.get("IRBOT_ASSUME_ROLE_ARN", "").strip()
     if role and not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
         raise SettingsError(f"IRBOT_ASSUME_ROLE_ARN must be an IAM role ARN, not {role!r}")
+    bucket = env.get("IRBOT_EVIDENCE_BUCKET", "").strip()
+    if bucket and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise SettingsError(f"IRBOT_EVIDENCE_BUCKET must be an S3 bucket name, not {bucket!r}")
+    profile = env.get("IRBOT_QUARANTINE_PROFILE", "").strip()
+    if profile and not re.fullmatch(r"[\w+=,.@-]{1,128}", profile):
+        raise SettingsError("IRBOT_QUARANTINE_PROFILE must be an instance profile name, "
+                            f"not {profile!r}")
+    poll = env.get("IRBOT_SNAPSHOT_POLL_SECONDS", "").strip() or "30"
+    if not poll.isdigit() or not 1 <= int(poll) <= 3600:
+        raise SettingsError("IRBOT_SNAPSHOT_POLL_SECONDS must be a whole number of seconds "
+                            f"from 1 to 3600, not {poll!r}")
     return Settings(
+        evidence_bucket=bucket,
+        quarantine_profile=profile,
+        snapshot_poll_seconds=int(poll),
         responders=responders,
         approvers=_ids(env, "IRBOT_APPROVERS"),
         allow_everyone=allow_everyone,

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from playbooks.evidence import CAPTURE
 from playbooks.isolate import ISOLATE
 from playbooks.model import Step
+from playbooks.revoke import REVOKE
+from playbooks.snapshot import SNAPSHOT
+from playbooks.terminate import TERMINATE
 
 # Opening an incident looks the instance and its role up.
 OPEN_PERMISSIONS = ("ec2:DescribeInstances", "iam:GetInstanceProfile")
@@ -42,4 +46,7 @@ class Playbook:
         }
 
 
-EC2_COMPROMISE = Playbook(name="Compromised EC2 instance", steps=(ISOLATE,))
+EC2_COMPROMISE = Playbook(
+    name="Compromised EC2 instance",
+    steps=(ISOLATE, SNAPSHOT, CAPTURE, REVOKE, TERMINATE),
+)

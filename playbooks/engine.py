@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -114,7 +115,8 @@ class Engine:
                  approval_steps: frozenset[str] | None = None,
                  approval_ttl: timedelta = timedelta(minutes=30),
                  evidence_bucket: str = "", follow_up_every: float = 30.0,
-                 follow_up_for: float = 6 * 3600.0) -> None:
+                 follow_up_for: float = 6 * 3600.0,
+                 step_config: Mapping[str, str] | None = None) -> None:
         self.sessions = sessions
         self.aws = aws
         self.notifier = notifier
@@ -126,6 +128,7 @@ class Engine:
         self.evidence_bucket = evidence_bucket
         self.follow_up_every = follow_up_every
         self.follow_up_for = follow_up_for
+        self.step_config = dict(step_config or {})
         # Root messages are re-rendered from the database under a per-incident lock, so a
         # late "running" update can never overwrite a newer result.
         self._root_locks: dict[str, threading.Lock] = {}
@@ -276,7 +279,7 @@ class Engine:
         if step.missing is None:
             return []
         ctx = StepContext(incident=incident, aws=self.aws.for_region(incident.region),
-                          log=CallLog(), actor=actor)
+                          log=CallLog(), actor=actor, config=self.step_config)
         try:
             return step.missing(ctx, self.facts(incident.id))
         except AwsError as exc:
@@ -303,7 +306,8 @@ class Engine:
             aws = self.aws.for_region(incident.region)
             try:
                 planned = step.plan(StepContext(incident=incident, aws=aws, log=call_log,
-                                                actor=run.requested_by))
+                                                actor=run.requested_by,
+                                                config=self.step_config))
                 plan["calls"] = [p.to_dict() for p in planned]
             except AwsError as exc:
                 plan["error"] = f"could not work out the plan: {exc}"
@@ -469,7 +473,7 @@ class Engine:
             aws = self.aws.for_action(call_log, region=incident.region, identity=Identity(
                 incident_id=incident.id, requester=actor, approver=approver))
             ctx = StepContext(incident=incident, aws=aws, log=call_log, actor=actor,
-                              approver=approver)
+                              approver=approver, config=self.step_config)
             if missing:  # it held when asked, but not any more
                 outcome = StepOutcome(ok=False, headline=f"{step.label} did not run: "
                                       "missing " + "; ".join(missing))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ class StepContext:
     log: CallLog
     actor: str
     approver: str = ""
+    config: Mapping[str, str] = field(default_factory=dict)  # step settings (profiles, AMIs)
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ def test_root_message_escapes_and_offers_confirmed_buttons() -> None:
     message = blocks.root_message(view)
     text = json.dumps(message["blocks"])
     assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in text and "<b>" not in text
-    (button,) = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    (button,) = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["action_id"] == "step:isolate"]
     assert button["confirm"]["confirm"]["text"] == "Isolate"
     assert "triage" in button["confirm"]["text"]["text"]
     assert button["style"] == "danger"

@@ -118,7 +118,13 @@ def test_approval_policy_is_checked_against_the_playbook() -> None:
     from bot.deps import approval_policy
     from playbooks.catalog import EC2_COMPROMISE
 
-    assert approval_policy(load_settings(GOOD), EC2_COMPROMISE) == frozenset()
+    with pytest.raises(SettingsError, match="IRBOT_APPROVERS is empty but revoke-credentials"):
+        approval_policy(load_settings(GOOD), EC2_COMPROMISE)
+    with_approvers = load_settings({**GOOD, "IRBOT_APPROVERS": "U0BOB"})
+    assert approval_policy(with_approvers, EC2_COMPROMISE) == frozenset(
+        {"revoke-credentials", "terminate"})
+    assert approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "none"}),
+                           EC2_COMPROMISE) == frozenset()
     with pytest.raises(SettingsError, match="unknown steps nuke"):
         approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "nuke"}),
                         EC2_COMPROMISE)
