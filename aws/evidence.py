@@ -59,8 +59,7 @@ def collect_evidence(aws: Aws, log: CallLog, *, instance_id: str,
     ]
     tasks.append(lambda: aws.call(log, "ec2", "get_console_output", InstanceId=instance_id,
                                   Latest=True))
-    tasks.append(lambda: aws.call(log, "ec2", "get_console_screenshot",
-                                  InstanceId=instance_id, WakeUp=True))
+    tasks.append(lambda: console_screenshot(aws, log, instance_id))
     tasks.append(lambda: aws.call(log, "ec2", "describe_security_groups",
                                   GroupIds=group_ids) if group_ids else {})
     tasks.append(lambda: aws.call(log, "iam", "get_instance_profile",
@@ -83,8 +82,8 @@ def collect_evidence(aws: Aws, log: CallLog, *, instance_id: str,
             collected.unavailable["console output"] = "AWS returned no output yet"
     if isinstance(screenshot, AwsError):
         collected.unavailable["console screenshot"] = f"not available ({screenshot})"
-    elif screenshot.get("ImageData"):
-        collected.screenshot = base64.b64decode(screenshot["ImageData"])
+    elif screenshot:
+        collected.screenshot = screenshot
     else:
         collected.unavailable["console screenshot"] = "not available (no image returned)"
     record = {
@@ -102,6 +101,14 @@ def collect_evidence(aws: Aws, log: CallLog, *, instance_id: str,
     }
     collected.metadata = json.dumps(record, indent=2, sort_keys=True, default=_plain).encode()
     return collected
+
+
+def console_screenshot(aws: Aws, log: CallLog, instance_id: str) -> bytes:
+    """Return the console screenshot (JPEG), or b"" when AWS returned no image."""
+    response = aws.call(log, "ec2", "get_console_screenshot", InstanceId=instance_id,
+                        WakeUp=True)
+    data = str(response.get("ImageData") or "")
+    return base64.b64decode(data) if data else b""
 
 
 def _decode_console(output: str) -> bytes:

@@ -1,0 +1,90 @@
+"""The evidence gate and Terminate through the app: refused until snapshots are completed
+and evidence is captured, then approved by a second person and run."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.deps import Deps
+from storage.models import AuditEvent, Evidence
+from tests.aws_world import World
+from tests.conftest import open_incident
+from tests.harness import ALICE, BOB, CHANNEL, SlackDriver, blocks_text
+
+BUCKET = "irbot-evidence-test"
+
+
+@pytest.fixture
+def app_extra_env(clients: dict[str, Any]) -> dict[str, str]:
+    clients_s3 = __import__("boto3").client("s3", region_name="us-east-1")
+    clients_s3.create_bucket(Bucket=BUCKET)
+    return {"IRBOT_SNAPSHOT_POLL_SECONDS": "1", "IRBOT_EVIDENCE_BUCKET": BUCKET}
+
+
+def _thread_has(driver: SlackDriver, ts: str, text: str) -> list[dict[str, Any]]:
+    return [m for m in driver.slack.thread_messages(CHANNEL, ts)
+            if text in m.get("text", "") or text in blocks_text(m)]
+
+
+def test_terminate_waits_for_the_evidence_gate(driver: SlackDriver, deps: Deps, world: World,
+                                               clients: dict[str, Any]) -> None:
+    ts, root = open_incident(driver, world)
+    assert {"step:snapshot", "step:evidence", "step:terminate"} <= set(
+        b for b in blocks_text(root).split('"') if b.startswith("step:"))
+
+    _resp, name = driver.click("step:terminate", message_ts=ts, user=ALICE)
+    refusal = driver.wait_reply(name, "cannot run yet")
+    assert "Snapshot volumes" in refusal and "metadata" in refusal
+    assert "console output" in refusal
+
+    driver.click("step:snapshot", message_ts=ts, user=ALICE)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "Every snapshot is completed"))
+    (result,) = _thread_has(driver, ts, "Snapshots requested for 2 of 2")
+    for volume in world.volume_ids:
+        assert volume in blocks_text(result)
+
+    _resp, name = driver.click("step:terminate", message_ts=ts, user=ALICE)
+    refusal = driver.wait_reply(name, "cannot run yet")
+    assert "Snapshot volumes" not in refusal and "metadata" in refusal
+
+    driver.click("step:evidence", message_ts=ts, user=BOB)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "Evidence captured"))
+    def stored() -> list[Evidence]:
+        with deps.sessions() as session:
+            return list(session.execute(select(Evidence)).scalars())
+
+    items = driver.slack.wait_for(lambda: len(stored()) == 2 and stored())
+    files = [f for f in driver.slack.files.values() if f.get("thread_ts") == ts]
+    assert {i.kind for i in items} == {"metadata", "console-output"}
+    for item in items:
+        uploaded = next(f for f in files if item.sha256 in (f.get("comment") or ""))
+        assert hashlib.sha256(uploaded["content"]).hexdigest() == item.sha256
+        assert f"s3://{BUCKET}/" in item.location
+        key = item.location.split(f"s3://{BUCKET}/", 1)[1].split()[0]
+        head = __import__("boto3").client("s3", region_name="us-east-1").head_object(
+            Bucket=BUCKET, Key=key)
+        assert head["Metadata"]["sha256"] == item.sha256
+    assert "screenshot" in blocks_text(_thread_has(driver, ts, "Evidence captured")[0])
+
+    # The gate holds now: Terminate asks for approval, Bob approves, it runs.
+    driver.click("step:terminate", message_ts=ts, user=ALICE)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "Terminate awaits approval"))
+    approval_ts = next(k[1] for k, m in driver.slack.messages.items()
+                       if m.get("thread_ts") == ts and "Terminate awaits" in m.get("text", ""))
+    _resp, name = driver.click("approval:approve", message_ts=approval_ts, user=ALICE)
+    assert "two-person" in driver.wait_reply(name, "two-person")
+    driver.click("approval:approve", message_ts=approval_ts, user=BOB)
+    (done,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "is terminating"))
+    assert "Never try to" in blocks_text(done)
+    state = clients["ec2"].describe_instances(InstanceIds=[world.instance_id])[
+        "Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+    assert deps.engine.open_incidents()[0].status == "eradicated"
+    with deps.sessions() as session:
+        actions = [r.action for r in session.execute(
+            select(AuditEvent).order_by(AuditEvent.seq)).scalars()]
+    assert actions.count("evidence.stored") == 2 and "step.follow_up" in actions
