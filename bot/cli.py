@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="receive Slack's requests over Socket Mode (SLACK_APP_TOKEN)")
     serve.add_argument("--log-level", default=os.environ.get("IRBOT_LOG_LEVEL", "info"))
     sub.add_parser("iam-policy", help="print the IAM policy irbot's AWS role needs")
+    sub.add_parser("steps", help="print the playbook's steps as a Markdown table")
     audit_cmd = sub.add_parser("audit", help="check or print the audit trail")
     audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True)
     audit_sub.add_parser("verify", help="check the hash chain; name the first broken row")
@@ -39,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "steps":
+        from bot.deps import DEFAULT_APPROVAL_STEPS
+        from playbooks.catalog import EC2_COMPROMISE
+
+        print(EC2_COMPROMISE.markdown_table(frozenset(DEFAULT_APPROVAL_STEPS)))
+        return 0
     if args.command == "iam-policy":
         from playbooks.catalog import EC2_COMPROMISE
 

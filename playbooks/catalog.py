@@ -33,6 +33,14 @@ class Playbook:
         return sorted({p for step in self.steps for p in step.permissions}
                       | set(OPEN_PERMISSIONS))
 
+    def markdown_table(self, gated: frozenset[str]) -> str:
+        """Return the README's step table: each step, its approval, what it does in AWS."""
+        rows = ["| step | needs approval (default) | what it does in AWS |", "|---|---|---|"]
+        for step in self.steps:
+            rows.append(f"| {step.label} | {'yes' if step.id in gated else 'no'} "
+                        f"| {step.summary} |")
+        return "\n".join(rows)
+
     def iam_policy(self) -> dict[str, object]:
         """Return the IAM policy document irbot's role needs for this playbook."""
         return {

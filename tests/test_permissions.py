@@ -48,3 +48,12 @@ def test_isolation_calls_only_what_it_declares(world: World) -> None:
             vpc_id=world.vpc_id)
     used = _iam_actions(log)
     assert used <= set(ISOLATE.permissions), used - set(ISOLATE.permissions)
+
+
+def test_readme_step_table_comes_from_the_playbook() -> None:
+    from bot.deps import DEFAULT_APPROVAL_STEPS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- steps:begin", 1)[1].split("-->", 1)[1].split(
+        "<!-- steps:end -->", 1)[0].strip()
+    assert table == EC2_COMPROMISE.markdown_table(frozenset(DEFAULT_APPROVAL_STEPS))
