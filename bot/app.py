@@ -56,7 +56,8 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
         if step is not None and trigger_id:
             deps.notifier.open_reason_modal(trigger_id, approval, step, denial=denial)
 
-    actions.register(bolt, engine=engine, channels=settings.channels, open_reason=open_reason)
+    actions.register(bolt, engine=engine, channels=settings.channels, open_reason=open_reason,
+                     link=deps.notifier.permalink)
     def home_view(user: str) -> dict[str, object]:
         mine = engine.open_incidents_of(user)
         links = {i.id: deps.notifier.permalink(i.channel_id, i.root_ts)

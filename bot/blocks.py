@@ -191,6 +191,11 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
     ]
     blocks.extend(_line_sections(outcome.lines))
     blocks.extend(table_sections(outcome.table))
+    if outcome.buttons:
+        blocks.append({"type": "actions", "block_id": BlockId.FOLLOW_UPS.value, "elements": [
+            {"type": "button", "action_id": f"{ActionId.FOLLOW_UP_PREFIX}{b.action}",
+             "text": plain(b.label, BUTTON_TEXT_LIMIT), "value": b.value}
+            for b in outcome.buttons[:25]]})
     approved = f" · approved by {mention(run.approved_by)}" if run.approved_by else ""
     blocks.append({"type": "context", "elements": [mrkdwn(
         f"{step.label} requested by {mention(run.requested_by)}{approved} · "

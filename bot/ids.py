@@ -12,6 +12,8 @@ class ActionId(enum.StrEnum):
     DENY = "approval:deny"
     ADD_REASON = "approval:reason"
     REASON_INPUT = "reason"
+    # Buttons a step's result offers: FOLLOW_UP_PREFIX + the action ("open-incident").
+    FOLLOW_UP_PREFIX = "followup:"
 
 
 class ViewId(enum.StrEnum):
@@ -23,3 +25,4 @@ class BlockId(enum.StrEnum):
     CHECKLIST = "irbot-checklist"
     APPROVAL_BUTTONS = "irbot-approval"
     REASON = "reason"
+    FOLLOW_UPS = "irbot-follow-ups"

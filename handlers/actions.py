@@ -10,10 +10,12 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from bot.ids import ActionId, BlockId, ViewId
+from handlers.commands import open_and_reply
 from handlers.guard import channel_of, guarded, wrong_channel_text
 from handlers.parsing import (
     BadInput,
     parse_approval_click,
+    parse_open_click,
     parse_reason_submission,
     parse_step_click,
 )
@@ -25,7 +27,7 @@ OpenReason = Callable[[str, Approval, bool], None]
 
 
 def register(app: App, *, engine: Engine, channels: tuple[str, ...],
-             open_reason: OpenReason) -> None:
+             open_reason: OpenReason, link: Callable[[str, str], str]) -> None:
     """Register every button's ack and work functions."""
 
     def ack_click(ack: Ack) -> None:
@@ -117,9 +119,23 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
             engine.add_reason(approval_id=submission.approval_id, actor=submission.user_id,
                               reason=submission.reason, denial=submission.denial)
 
+    @guarded(engine, "incident.open")
+    def open_clicked(body: dict[str, Any], respond: Respond) -> None:
+        if not in_channel(body, respond, "incident.open"):
+            return
+        try:
+            click = parse_open_click(body)
+        except BadInput as exc:
+            refuse(body, respond, "incident.open", f"{exc} Nothing was done.", "rejected")
+            return
+        open_and_reply(engine, instance_id=click.instance_id, user=click.user_id,
+                       reason=f"suspected lateral movement from {click.from_incident}",
+                       respond=respond, link=link)
+
     prefix = re.escape(ActionId.STEP_PREFIX.value)
     app.action(re.compile(f"^{prefix}"))(ack=ack_click, lazy=[step_clicked])
     app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[decision(True)])
     app.action(ActionId.DENY.value)(ack=ack_click, lazy=[decision(False)])
     app.action(ActionId.ADD_REASON.value)(ack=ack_click, lazy=[reason_clicked])
     app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])
+    app.action(f"{ActionId.FOLLOW_UP_PREFIX}open-incident")(ack=ack_click, lazy=[open_clicked])

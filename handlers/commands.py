@@ -58,14 +58,16 @@ def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...
         if isinstance(parsed, Status):
             respond(text=status_text(), response_type="ephemeral")
         elif isinstance(parsed, Open):
-            _open(engine, parsed, user, respond, link)
+            open_and_reply(engine, instance_id=parsed.instance_id, reason=parsed.reason,
+                           user=user, respond=respond, link=link)
 
     app.command(command)(ack=ack_command, lazy=[work])
 
 
-def _open(engine: Engine, parsed: Open, user: str, respond: Respond, link: Links) -> None:
-    outcome = engine.open_incident(instance_id=parsed.instance_id, actor=user,
-                                   reason=parsed.reason)
+def open_and_reply(engine: Engine, *, instance_id: str, reason: str, user: str,
+                   respond: Respond, link: Links) -> None:
+    """Open an incident for the instance and tell the user where it is, or why not."""
+    outcome = engine.open_incident(instance_id=instance_id, actor=user, reason=reason)
     if isinstance(outcome, OpenFailed):
         icon = ":no_entry:" if outcome.message == NOT_RESPONDER else ":x:"
         respond(text=f"{icon} {outcome.message}", response_type="ephemeral")

@@ -154,3 +154,30 @@ def parse_reason_submission(body: dict[str, Any], block_id: str,
         raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
     return ReasonSubmission(approval_id=approval_id, denial=bool(meta.get("denial")),
                             reason=reason, user_id=user_id)
+
+
+@dataclass(frozen=True)
+class OpenClick:
+    instance_id: str
+    from_incident: str
+    user_id: str
+
+
+def parse_open_click(body: dict[str, Any]) -> OpenClick:
+    """Validate an "Open incident" button from the lateral movement table."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The click carries no valid Slack user.")
+    actions = body.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise BadInput("The click carries no single action.")
+    try:
+        value = json.loads(str(actions[0].get("value", "")))
+    except ValueError:
+        raise BadInput("That button's value is not valid.") from None
+    if not isinstance(value, dict):
+        raise BadInput("That button's value is not valid.")
+    instance_id, origin = str(value.get("instance", "")), str(value.get("from", ""))
+    if not is_instance_id(instance_id) or not _INCIDENT_ID.match(origin):
+        raise BadInput("That button does not name a valid instance and incident.")
+    return OpenClick(instance_id=instance_id, from_incident=origin, user_id=user_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from playbooks.evidence import CAPTURE
 from playbooks.isolate import ISOLATE
+from playbooks.lateral import LATERAL
 from playbooks.model import Step
 from playbooks.revoke import REVOKE
 from playbooks.snapshot import SNAPSHOT
@@ -56,5 +57,5 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(ISOLATE, SNAPSHOT, CAPTURE, REVOKE, TERMINATE),
+    steps=(ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE),
 )

@@ -473,7 +473,8 @@ class Engine:
             aws = self.aws.for_action(call_log, region=incident.region, identity=Identity(
                 incident_id=incident.id, requester=actor, approver=approver))
             ctx = StepContext(incident=incident, aws=aws, log=call_log, actor=actor,
-                              approver=approver, config=self.step_config)
+                              approver=approver, config=self.step_config,
+                              facts=self.facts(incident.id))
             if missing:  # it held when asked, but not any more
                 outcome = StepOutcome(ok=False, headline=f"{step.label} did not run: "
                                       "missing " + "; ".join(missing))

@@ -12,6 +12,14 @@ from storage.models import Approval, Incident, StepRun
 
 
 @dataclass(frozen=True)
+class Facts:
+    """What the incident has so far, for a step's prerequisites."""
+
+    runs: dict[str, StepRun]
+    evidence_kinds: frozenset[str]
+
+
+@dataclass(frozen=True)
 class StepContext:
     """Everything a step's action may use."""
 
@@ -21,6 +29,7 @@ class StepContext:
     actor: str
     approver: str = ""
     config: Mapping[str, str] = field(default_factory=dict)  # step settings (profiles, AMIs)
+    facts: Facts = field(default_factory=lambda: Facts(runs={}, evidence_kinds=frozenset()))
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,15 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class ActionButton:
+    """A follow-up button a step's result offers (e.g. open an incident for a neighbour)."""
+
+    label: str
+    action: str  # an action the app knows: "open-incident"
+    value: str
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     """A step's result: the verdict, a headline and lines for people, data for the record."""
 
@@ -44,14 +62,7 @@ class StepOutcome:
     incident_status: str | None = None
     artifacts: list[Artifact] = field(default_factory=list)
     table: list[list[str]] = field(default_factory=list)  # first row: the header
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the incident has so far, for a step's prerequisites."""
-
-    runs: dict[str, StepRun]
-    evidence_kinds: frozenset[str]
+    buttons: list[ActionButton] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

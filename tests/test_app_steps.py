@@ -88,3 +88,40 @@ def test_terminate_waits_for_the_evidence_gate(driver: SlackDriver, deps: Deps, 
         actions = [r.action for r in session.execute(
             select(AuditEvent).order_by(AuditEvent.seq)).scalars()]
     assert actions.count("evidence.stored") == 2 and "step.follow_up" in actions
+
+
+def test_lateral_movement_lists_neighbours_and_opens_an_incident_for_one(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    from tests.aws_world import AMI
+
+    ec2 = clients["ec2"]
+    sharing = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=world.subnet_id,
+                                SecurityGroupIds=[world.web_sg], TagSpecifications=[{
+                                    "ResourceType": "instance",
+                                    "Tags": [{"Key": "Name", "Value": "web-2"}]}],
+                                )["Instances"][0]["InstanceId"]
+    other_subnet = ec2.create_subnet(VpcId=world.vpc_id, CidrBlock="10.20.9.0/24")[
+        "Subnet"]["SubnetId"]
+    lonely = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=other_subnet
+                               )["Instances"][0]["InstanceId"]
+    ts, _root = open_incident(driver, world)
+    driver.click("step:isolate", message_ts=ts)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is isolated"))
+    driver.click("step:lateral", message_ts=ts, user=BOB)
+    (result,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "other running"))
+    text = blocks_text(result)
+    # The Auto Scaling group's replacement (launched when Isolate detached the instance)
+    # is a neighbour too: it shares only the subnet.
+    assert "3 other running instances" in text and "1 share a role" in text
+    assert text.index(sharing) < text.index(lonely)  # sharing most first
+    assert f"security group {world.web_sg}" in text  # from before isolation
+    from tests.signing import buttons
+
+    found = buttons(result)
+    assert list(found) == ["followup:open-incident"]
+    result_ts = next(k[1] for k, m in driver.slack.messages.items()
+                     if m.get("thread_ts") == ts and "other running" in m.get("text", ""))
+    _resp, name = driver.click("followup:open-incident", message_ts=result_ts, user=BOB)
+    assert "Opened" in driver.wait_reply(name, "Opened")
+    opened = {i.instance_id: i for i in deps.engine.open_incidents()}
+    assert sharing in opened and "lateral movement" in opened[sharing].reason
