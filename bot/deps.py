@@ -88,6 +88,7 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
                     approval_ttl=timedelta(seconds=settings.approval_ttl_seconds),
                     evidence_bucket=settings.evidence_bucket,
                     follow_up_every=settings.snapshot_poll_seconds,
-                    step_config={"quarantine_profile": settings.quarantine_profile})
+                    step_config={"quarantine_profile": settings.quarantine_profile,
+                                 "ssm_wait_seconds": str(settings.ssm_wait_seconds)})
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
                 engine=engine, access=access)

@@ -42,6 +42,7 @@ class Settings:
     evidence_bucket: str = ""
     quarantine_profile: str = ""
     snapshot_poll_seconds: int = 30
+    ssm_wait_seconds: int = 120
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -152,7 +153,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     if not poll.isdigit() or not 1 <= int(poll) <= 3600:
         raise SettingsError("IRBOT_SNAPSHOT_POLL_SECONDS must be a whole number of seconds "
                             f"from 1 to 3600, not {poll!r}")
+    ssm_wait = env.get("IRBOT_SSM_WAIT_SECONDS", "").strip() or "120"
+    if not ssm_wait.isdigit() or not 10 <= int(ssm_wait) <= 1800:
+        raise SettingsError("IRBOT_SSM_WAIT_SECONDS must be a whole number of seconds from 10 "
+                            f"to 1800, not {ssm_wait!r}")
     return Settings(
+        ssm_wait_seconds=int(ssm_wait),
         evidence_bucket=bucket,
         quarantine_profile=profile,
         snapshot_poll_seconds=int(poll),

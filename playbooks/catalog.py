@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from playbooks.evidence import CAPTURE
+from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
 from playbooks.lateral import LATERAL
 from playbooks.model import Step
@@ -57,5 +58,5 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE),
+    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE),
 )

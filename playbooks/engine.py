@@ -251,7 +251,8 @@ class Engine:
             self.record(action="step.request", actor=actor, outcome="refused",
                         incident_id=incident_id, step_id=step_id,
                         detail="missing: " + "; ".join(missing))
-            return Refused(f"{step.label} cannot run yet. Missing: " + "; ".join(missing) + ".")
+            return Refused(f"{step.label} cannot run now. It needs "
+                           + "; ".join(missing) + ".")
         gated = self.needs_approval(step)
         audit.append(self.sessions, action="step.request", actor=actor, outcome="accepted",
                      incident_id=incident_id, step_id=step_id,

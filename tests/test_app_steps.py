@@ -37,7 +37,7 @@ def test_terminate_waits_for_the_evidence_gate(driver: SlackDriver, deps: Deps, 
         b for b in blocks_text(root).split('"') if b.startswith("step:"))
 
     _resp, name = driver.click("step:terminate", message_ts=ts, user=ALICE)
-    refusal = driver.wait_reply(name, "cannot run yet")
+    refusal = driver.wait_reply(name, "cannot run now")
     assert "Snapshot volumes" in refusal and "metadata" in refusal
     assert "console output" in refusal
 
@@ -48,7 +48,7 @@ def test_terminate_waits_for_the_evidence_gate(driver: SlackDriver, deps: Deps, 
         assert volume in blocks_text(result)
 
     _resp, name = driver.click("step:terminate", message_ts=ts, user=ALICE)
-    refusal = driver.wait_reply(name, "cannot run yet")
+    refusal = driver.wait_reply(name, "cannot run now")
     assert "Snapshot volumes" not in refusal and "metadata" in refusal
 
     driver.click("step:evidence", message_ts=ts, user=BOB)
