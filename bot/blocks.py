@@ -170,7 +170,15 @@ def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dic
         if (run := view.runs.get(step.id)) is None
         or run.state in RETRYABLE
     ]
-    if buttons and incident.status not in ("closed", "false-positive"):
+    if incident.status not in ("closed", "false-positive"):
+        buttons.append({
+            "type": "button", "action_id": ActionId.CLOSE.value, "value": incident.id,
+            "text": plain("Close incident", BUTTON_TEXT_LIMIT),
+            "confirm": {"title": plain(f"Close {incident.id}?", 100),
+                        "text": mrkdwn("Marks the incident closed and posts a summary of the "
+                                       "steps taken. No AWS change. Use `/ir close "
+                                       f"{incident.id} <summary>` to add a summary."),
+                        "confirm": plain("Close", 30), "deny": plain("Cancel", 30)}})
         blocks.append({"type": "actions", "block_id": BlockId.STEP_BUTTONS.value,
                        "elements": buttons[:25]})
     blocks.append({"type": "context", "elements": [mrkdwn(
@@ -247,6 +255,7 @@ def help_text(command: str, steps: Sequence[Step]) -> str:
         f"*irbot: incident response for compromised EC2 instances*\n"
         f"`{command} open <instance-id> [reason]`: open an incident thread for the instance\n"
         f"`{command} status`: list the open incidents\n"
+        f"`{command} close <IR-id> [summary]`: close an incident with a summary\n"
         f"`{command} help`: this message\n\n"
         f"*Steps (buttons in the incident thread)*\n{step_lines}"
     )

@@ -8,6 +8,7 @@ import enum
 class ActionId(enum.StrEnum):
     # A step button's action_id is STEP_PREFIX + the step id.
     STEP_PREFIX = "step:"
+    CLOSE = "incident:close"
     APPROVE = "approval:approve"
     DENY = "approval:deny"
     ADD_REASON = "approval:reason"

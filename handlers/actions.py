@@ -15,6 +15,7 @@ from handlers.guard import channel_of, guarded, wrong_channel_text
 from handlers.parsing import (
     BadInput,
     parse_approval_click,
+    parse_close_click,
     parse_open_click,
     parse_reason_submission,
     parse_step_click,
@@ -132,10 +133,25 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
                        reason=f"suspected lateral movement from {click.from_incident}",
                        respond=respond, link=link)
 
+    @guarded(engine, "incident.close")
+    def close_clicked(body: dict[str, Any], respond: Respond) -> None:
+        if not in_channel(body, respond, "incident.close"):
+            return
+        try:
+            incident_id, user = parse_close_click(body)
+        except BadInput as exc:
+            refuse(body, respond, "incident.close", f"{exc} Nothing was done.", "rejected")
+            return
+        closed = engine.close_incident(incident_id=incident_id, actor=user)
+        if isinstance(closed, Refused):
+            respond(text=f":no_entry: {closed.reason}", response_type="ephemeral",
+                    replace_original=False)
+
     prefix = re.escape(ActionId.STEP_PREFIX.value)
     app.action(re.compile(f"^{prefix}"))(ack=ack_click, lazy=[step_clicked])
     app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[decision(True)])
     app.action(ActionId.DENY.value)(ack=ack_click, lazy=[decision(False)])
     app.action(ActionId.ADD_REASON.value)(ack=ack_click, lazy=[reason_clicked])
     app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])
+    app.action(ActionId.CLOSE.value)(ack=ack_click, lazy=[close_clicked])
     app.action(f"{ActionId.FOLLOW_UP_PREFIX}open-incident")(ack=ack_click, lazy=[open_clicked])

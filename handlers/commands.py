@@ -8,8 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 
 from handlers.guard import channel_of, guarded, wrong_channel_text
-from handlers.parsing import BadInput, Help, Open, Status, parse_command
-from playbooks.engine import NOT_RESPONDER, AlreadyOpen, Engine, Opened, OpenFailed
+from handlers.parsing import BadInput, Close, Help, Open, Status, parse_command
+from playbooks.engine import NOT_RESPONDER, AlreadyOpen, Engine, Opened, OpenFailed, Refused
 
 Links = Callable[[str, str], str]
 HelpText = Callable[[], str]
@@ -33,6 +33,8 @@ def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...
             return
         if isinstance(parsed, Help):
             ack(text=help_text())
+        elif isinstance(parsed, Close):
+            ack(text=f"Closing {parsed.incident_id}…")
         elif isinstance(parsed, Open):
             if quick_is_responder(str(body.get("user_id", ""))) is False:
                 ack(text=NOT_RESPONDER)
@@ -57,6 +59,14 @@ def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...
             return
         if isinstance(parsed, Status):
             respond(text=status_text(), response_type="ephemeral")
+        elif isinstance(parsed, Close):
+            closed = engine.close_incident(incident_id=parsed.incident_id, actor=user,
+                                           summary=parsed.summary)
+            if isinstance(closed, Refused):
+                respond(text=f":no_entry: {closed.reason}", response_type="ephemeral")
+            else:
+                respond(text=f":checkered_flag: Closed {closed.incident_id}.",
+                        response_type="ephemeral")
         elif isinstance(parsed, Open):
             open_and_reply(engine, instance_id=parsed.instance_id, reason=parsed.reason,
                            user=user, respond=respond, link=link)

@@ -35,7 +35,13 @@ class Open:
     reason: str
 
 
-Command = Help | Status | Open
+@dataclass(frozen=True)
+class Close:
+    incident_id: str
+    summary: str
+
+
+Command = Help | Status | Open | Close
 
 
 def parse_command(text: str, command: str = "/ir") -> Command:
@@ -60,6 +66,14 @@ def parse_command(text: str, command: str = "/ir") -> Command:
         if len(reason) > MAX_REASON:
             raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
         return Open(instance_id=instance_id, reason=reason)
+    if verb == "close":
+        parts = rest.split(None, 1)
+        if not parts or not _INCIDENT_ID.match(parts[0].upper()):
+            raise BadInput(f"Which incident? Usage: `{command} close IR-2026-0001 [summary]`")
+        summary = parts[1].strip() if len(parts) > 1 else ""
+        if len(summary) > 2000:
+            raise BadInput(f"The summary is {len(summary)} characters; keep it under 2000.")
+        return Close(incident_id=parts[0].upper(), summary=summary)
     raise BadInput(f"I don't know `{verb[:30]}`. Try `{command} help`.")
 
 
@@ -181,3 +195,17 @@ def parse_open_click(body: dict[str, Any]) -> OpenClick:
     if not is_instance_id(instance_id) or not _INCIDENT_ID.match(origin):
         raise BadInput("That button does not name a valid instance and incident.")
     return OpenClick(instance_id=instance_id, from_incident=origin, user_id=user_id)
+
+
+def parse_close_click(body: dict[str, Any]) -> tuple[str, str]:
+    """Validate a Close incident click; return (incident id, user id)."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The click carries no valid Slack user.")
+    actions = body.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise BadInput("The click carries no single action.")
+    incident_id = str(actions[0].get("value", ""))
+    if not _INCIDENT_ID.match(incident_id):
+        raise BadInput("That button does not name a valid incident.")
+    return incident_id, user_id

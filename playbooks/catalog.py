@@ -10,6 +10,7 @@ from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
 from playbooks.lateral import LATERAL
 from playbooks.model import Step
+from playbooks.release import RELEASE
 from playbooks.revoke import REVOKE
 from playbooks.snapshot import SNAPSHOT
 from playbooks.terminate import TERMINATE
@@ -58,5 +59,6 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE),
+    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE,
+           RELEASE),
 )

@@ -38,6 +38,7 @@ from storage.models import (
     Approval,
     ApprovalState,
     Incident,
+    IncidentStatus,
     StepRun,
     StepState,
     utcnow,
@@ -82,6 +83,12 @@ class Decided:
     """A request was denied (or withdrawn); nothing ran."""
 
     approval: Approval
+
+
+@dataclass(frozen=True)
+class Closed:
+    incident_id: str
+    lines: list[str]
 
 
 @dataclass(frozen=True)
@@ -328,6 +335,9 @@ class Engine:
                                       channel_id=where[0], message_ts=where[1])
         self.refresh_root(incident.id)
         fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
+        if fresh is not None and fresh.state != ApprovalState.PENDING.value and view:
+            # Decided (or expired) before the message's place was recorded: re-render it.
+            self.notifier.update_approval(view, step, fresh)
         return AwaitingApproval(fresh or approval)
 
     def decide(self, *, approval_id: int, actor: str,
@@ -451,6 +461,65 @@ class Engine:
             else:
                 waiting.append(approval)
         return waiting
+
+    def close_incident(self, *, incident_id: str, actor: str,
+                       summary: str = "") -> Closed | Refused:
+        """Close the incident: final status, and a summary of what was done and by whom."""
+        if not self._responder(actor, action="incident.close", incident_id=incident_id):
+            return Refused(NOT_RESPONDER)
+        incident = incidents.get_incident(self.sessions, incident_id=incident_id)
+        if incident is None:
+            self.record(action="incident.close", actor=actor, outcome="rejected",
+                        detail=f"unknown incident {incident_id}")
+            return Refused(f"There is no incident {incident_id}.")
+        if incident.status in ENDED_STATUSES:
+            self.record(action="incident.close", actor=actor, outcome="refused",
+                        incident_id=incident_id, detail=f"already {incident.status}")
+            return Refused(f"{incident_id} is already {incident.status}.")
+        live = [r for r in steps.latest_runs(self.sessions, incident_id=incident_id).values()
+                if r.state in (StepState.RUNNING.value, StepState.AWAITING_APPROVAL.value)]
+        if live:
+            names = ", ".join(f"{r.step_id} ({r.state.replace('_', ' ')})" for r in live)
+            self.record(action="incident.close", actor=actor, outcome="refused",
+                        incident_id=incident_id, detail=f"steps still live: {names}")
+            return Refused(f"{incident_id} still has steps in progress: {names}. "
+                           "Let them finish (or deny the pending approvals) first.")
+        incidents.set_status(self.sessions, incident_id=incident_id,
+                             status=IncidentStatus.CLOSED.value)
+        lines = self._closing_lines(incident_id)
+        audit.append(self.sessions, action="incident.close", actor=actor, outcome="closed",
+                     incident_id=incident_id, detail=summary,
+                     params={"summary_lines": lines})
+        view = self.view(incident_id)
+        if view is not None:
+            text = (f":checkered_flag: *{incident_id} closed by <@{actor}>*"
+                    + (f"\n>{summary}" if summary else "") + "\n" + "\n".join(
+                        f"• {line}" for line in lines))
+            self.notifier.post_in_thread(view, text)
+        self.refresh_root(incident_id)
+        return Closed(incident_id=incident_id, lines=lines)
+
+    def _closing_lines(self, incident_id: str) -> list[str]:
+        incident = incidents.get_incident(self.sessions, incident_id=incident_id)
+        assert incident is not None
+        lines = []
+        for step in self.playbook:
+            run = steps.latest_runs(self.sessions, incident_id=incident_id).get(step.id)
+            if run is None:
+                lines.append(f"{step.label}: not run")
+                continue
+            approved = f", approved by <@{run.approved_by}>" if run.approved_by else ""
+            lines.append(f"{step.label}: {run.state} (asked by <@{run.requested_by}>{approved},"
+                         f" {when(run.finished_at or run.requested_at)})")
+        isolate = steps.latest_runs(self.sessions, incident_id=incident_id).get("isolate")
+        if isolate is not None and isolate.state == StepState.SUCCEEDED.value and \
+                isolate.finished_at is not None:
+            took = aware(isolate.finished_at) - aware(incident.opened_at)
+            lines.append(f"Time to contain (opened to isolation verified): "
+                         f"{_duration(took.total_seconds())}")
+        else:
+            lines.append("Time to contain: the instance was never isolated by irbot")
+        return lines
 
     def _responder(self, actor: str, *, action: str, incident_id: str | None = None,
                    step_id: str | None = None, detail: str = "") -> bool:
@@ -605,6 +674,12 @@ def _busy_reason(step: Step, run: StepRun) -> str:
 def when(value: datetime | None) -> str:
     """Format a time for people, in UTC."""
     return aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _decided_reason(approval: Approval) -> str:

@@ -125,3 +125,60 @@ def test_lateral_movement_lists_neighbours_and_opens_an_incident_for_one(
     assert "Opened" in driver.wait_reply(name, "Opened")
     opened = {i.instance_id: i for i in deps.engine.open_incidents()}
     assert sharing in opened and "lateral movement" in opened[sharing].reason
+
+
+def _approve(driver: SlackDriver, ts: str, label: str, user: str) -> None:
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, f"{label} awaits approval"))
+    approval_ts = next(k[1] for k, m in driver.slack.messages.items()
+                       if m.get("thread_ts") == ts and f"{label} awaits" in m.get("text", ""))
+    driver.click("approval:approve", message_ts=approval_ts, user=user)
+
+
+def test_release_undoes_isolation_and_marks_a_false_positive(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    from tests.aws_world import interface_groups
+
+    ts, _root = open_incident(driver, world)
+    _resp, name = driver.click("step:release", message_ts=ts)
+    assert "a completed Isolate to undo" in driver.wait_reply(name, "cannot run now")
+    driver.click("step:isolate", message_ts=ts)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is isolated"))
+    driver.click("step:release", message_ts=ts, user=ALICE)
+    _approve(driver, ts, "Release (false positive)", BOB)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is released"))
+    assert interface_groups(clients["ec2"], world.eni_ids[0]) == [world.web_sg]
+    assert deps.engine.open_incidents() == []  # false-positive ends the incident
+    root = driver.slack.wait_for(lambda: "false-positive" in blocks_text(driver.root()[1])
+                                 and driver.root()[1])
+    assert '"actions"' not in blocks_text(root)
+
+
+def test_close_posts_a_summary_and_refuses_while_steps_are_live(
+        driver: SlackDriver, deps: Deps, world: World) -> None:
+    ts, _root = open_incident(driver, world)
+    driver.click("step:isolate", message_ts=ts)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is isolated"))
+    driver.click("step:revoke-credentials", message_ts=ts, user=ALICE)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "Revoke role sessions awaits"))
+    incident_id = deps.engine.open_incidents()[0].id
+
+    response, name = driver.command(f"close {incident_id} contained, rebuilt elsewhere")
+    assert f"Closing {incident_id}" in response.text
+    assert "still has steps in progress" in driver.wait_reply(name, "in progress")
+
+    approval_ts = next(k[1] for k, m in driver.slack.messages.items()
+                       if m.get("thread_ts") == ts and "Revoke role" in m.get("text", ""))
+    driver.click("approval:deny", message_ts=approval_ts, user=BOB)
+    driver.slack.wait_for(lambda: "Denied by" in blocks_text(
+        driver.slack.messages[(CHANNEL, approval_ts)]))
+    _resp, name = driver.command(f"close {incident_id} contained, rebuilt elsewhere")
+    assert f"Closed {incident_id}" in driver.wait_reply(name, "Closed")
+    (summary,) = _thread_has(driver, ts, f"{incident_id} closed by")
+    text = summary["text"]
+    assert "contained, rebuilt elsewhere" in text and "Time to contain" in text
+    assert "Isolate: succeeded" in text and "Revoke role sessions: denied" in text
+    root = driver.slack.wait_for(lambda: "incident:close" not in blocks_text(
+        driver.root()[1]) and driver.root()[1])
+    assert ":checkered_flag: closed" in blocks_text(root)
+    _resp, name = driver.command(f"close {incident_id}")
+    assert "already closed" in driver.wait_reply(name, "already")

@@ -158,3 +158,37 @@ def test_revoke_can_swap_in_a_quarantine_profile(clients: dict[str, Any],
 def test_revoke_without_a_profile_does_nothing(world: World) -> None:
     done = revoke_sessions(_aws(), CallLog(), instance_id=world.instance_id, now=NOW)
     assert done.profile_arn == "" and done.policies_put == []
+
+
+def test_release_restores_what_isolation_changed(clients: dict[str, Any],
+                                                 world: World) -> None:
+    from aws.isolation import isolate
+    from aws.release import release
+
+    ec2, asg, elbv2 = clients["ec2"], clients["autoscaling"], clients["elbv2"]
+    report = isolate(_aws(), CallLog(), instance_id=world.instance_id,
+                     incident_id="IR-2026-0001", vpc_id=world.vpc_id)
+    done = release(_aws(), CallLog(), instance_id=world.instance_id,
+                   isolation=report.to_dict())
+    assert done.ok, done.to_dict()
+    from tests.aws_world import interface_groups
+    assert interface_groups(ec2, world.eni_ids[0]) == [world.web_sg]
+    assert interface_groups(ec2, world.eni_ids[1]) == sorted([world.admin_sg, world.web_sg])
+    assert not ec2.describe_instance_attribute(
+        InstanceId=world.instance_id, Attribute="disableApiTermination"
+    )["DisableApiTermination"]["Value"]
+    members = asg.describe_auto_scaling_instances(InstanceIds=[world.instance_id])
+    assert [m["AutoScalingGroupName"] for m in members["AutoScalingInstances"]] == [
+        world.asg_name]
+    health = elbv2.describe_target_health(TargetGroupArn=world.target_group_arn)
+    assert world.instance_id in [d["Target"]["Id"] for d in health["TargetHealthDescriptions"]]
+
+
+def test_release_refuses_what_it_cannot_restore(world: World) -> None:
+    from aws.release import release
+
+    done = release(_aws(), CallLog(), instance_id=world.instance_id, isolation={
+        "quarantine_group_id": "sg-q",
+        "interfaces": [{"interface_id": world.eni_ids[0], "groups_before": ["sg-q"]}],
+    })
+    assert not done.ok and "restore them by hand" in done.errors[0]
