@@ -190,6 +190,11 @@ def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dic
     }
 
 
+def view_step(view: IncidentView, step_id: str) -> Step | None:
+    """Return a step of the view's playbook (checklist or offered) by id."""
+    return next((s for s in (*view.steps, *view.offered) if s.id == step_id), None)
+
+
 def step_result_message(view: IncidentView, step: Step, run: StepRun,
                         outcome: StepOutcome) -> dict[str, Any]:
     """Return the thread message reporting a step's result."""
@@ -200,10 +205,18 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
     blocks.extend(_line_sections(outcome.lines))
     blocks.extend(table_sections(outcome.table))
     if outcome.buttons:
-        blocks.append({"type": "actions", "block_id": BlockId.FOLLOW_UPS.value, "elements": [
-            {"type": "button", "action_id": f"{ActionId.FOLLOW_UP_PREFIX}{b.action}",
-             "text": plain(b.label, BUTTON_TEXT_LIMIT), "value": b.value}
-            for b in outcome.buttons[:25]]})
+        elements = []
+        for b in outcome.buttons[:25]:
+            offered = view_step(view, b.step_id) if b.step_id else None
+            if offered is not None:
+                elements.append({**step_button(view.incident, offered),
+                                 "text": plain(b.label, BUTTON_TEXT_LIMIT)})
+            else:
+                elements.append({"type": "button", "value": b.value,
+                                 "action_id": f"{ActionId.FOLLOW_UP_PREFIX}{b.action}",
+                                 "text": plain(b.label, BUTTON_TEXT_LIMIT)})
+        blocks.append({"type": "actions", "block_id": BlockId.FOLLOW_UPS.value,
+                       "elements": elements})
     approved = f" · approved by {mention(run.approved_by)}" if run.approved_by else ""
     blocks.append({"type": "context", "elements": [mrkdwn(
         f"{step.label} requested by {mention(run.requested_by)}{approved} · "

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from playbooks.evidence import CAPTURE
+from playbooks.harden import HARDEN, HARDEN_IMDS, HARDEN_SSH
 from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
 from playbooks.lateral import LATERAL
@@ -23,24 +24,27 @@ OPEN_PERMISSIONS = ("ec2:DescribeInstances", "iam:GetInstanceProfile")
 class Playbook:
     name: str
     steps: tuple[Step, ...]
+    # Steps offered only by another step's result (not in the checklist).
+    offered: tuple[Step, ...] = ()
 
     def get(self, step_id: str) -> Step | None:
-        """Return the step with this id, or None."""
-        return next((s for s in self.steps if s.id == step_id), None)
+        """Return the step (checklist or offered) with this id, or None."""
+        return next((s for s in self.steps + self.offered if s.id == step_id), None)
 
     def __iter__(self) -> Iterator[Step]:
         return iter(self.steps)
 
     def permissions(self) -> list[str]:
         """Return the union of every step's IAM permissions and opening's, sorted."""
-        return sorted({p for step in self.steps for p in step.permissions}
+        return sorted({p for step in self.steps + self.offered for p in step.permissions}
                       | set(OPEN_PERMISSIONS))
 
     def markdown_table(self, gated: frozenset[str]) -> str:
         """Return the README's step table: each step, its approval, what it does in AWS."""
         rows = ["| step | needs approval (default) | what it does in AWS |", "|---|---|---|"]
-        for step in self.steps:
-            rows.append(f"| {step.label} | {'yes' if step.id in gated else 'no'} "
+        for step in self.steps + self.offered:
+            offered = " (offered by a result)" if step in self.offered else ""
+            rows.append(f"| {step.label}{offered} | {'yes' if step.id in gated else 'no'} "
                         f"| {step.summary} |")
         return "\n".join(rows)
 
@@ -59,6 +63,7 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE,
+    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, HARDEN,
            RELEASE),
+    offered=(HARDEN_IMDS, HARDEN_SSH),
 )

@@ -149,7 +149,8 @@ class Engine:
         if incident is None:
             return None
         runs = steps.latest_runs(self.sessions, incident_id=incident_id)
-        return IncidentView(incident=incident, steps=self.playbook.steps, runs=runs)
+        return IncidentView(incident=incident, steps=self.playbook.steps, runs=runs,
+                            offered=self.playbook.offered)
 
     def open_incidents(self) -> list[Incident]:
         """Return the incidents that are not closed."""

@@ -49,6 +49,7 @@ class ActionButton:
     label: str
     action: str  # an action the app knows: "open-incident"
     value: str
+    step_id: str = ""  # or: a (hidden) step of the playbook, run like any other step
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class IncidentView:
     incident: Incident
     steps: tuple[Step, ...]
     runs: dict[str, StepRun]
+    offered: tuple[Step, ...] = ()
 
 
 class Access(Protocol):

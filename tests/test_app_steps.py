@@ -182,3 +182,42 @@ def test_close_posts_a_summary_and_refuses_while_steps_are_live(
     assert ":checkered_flag: closed" in blocks_text(root)
     _resp, name = driver.command(f"close {incident_id}")
     assert "already closed" in driver.wait_reply(name, "already")
+
+
+def test_harden_fixes_the_instance_and_offers_the_vpc_fixes(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    from tests.aws_world import AMI
+    from tests.signing import buttons
+
+    ec2 = clients["ec2"]
+    other = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, SubnetId=world.subnet_id
+                              )["Instances"][0]["InstanceId"]
+    ts, _root = open_incident(driver, world)
+    driver.click("step:harden", message_ts=ts)
+    (result,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "hardened"))
+    text = blocks_text(result)
+    assert other in text and f"{world.web_sg} (web): tcp 22-22 from 0.0.0.0/0" in text
+    assert "Amazon Inspector EC2 scanning: ENABLED" in text
+    options = ec2.describe_instances(InstanceIds=[world.instance_id])["Reservations"][0][
+        "Instances"][0]["MetadataOptions"]
+    assert options["HttpTokens"] == "required" and options["HttpPutResponseHopLimit"] == 1
+    offered = buttons(result)
+    assert set(offered) == {"step:harden-imds", "step:harden-ssh"}
+    assert offered["step:harden-ssh"]["style"] == "danger" and "confirm" in offered[
+        "step:harden-ssh"]
+
+    result_ts = next(k[1] for k, m in driver.slack.messages.items()
+                     if m.get("thread_ts") == ts and "hardened" in m.get("text", ""))
+    driver.click("step:harden-ssh", message_ts=result_ts, user=BOB)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "Revoked 1 SSH-to-world rules"))
+    rules = ec2.describe_security_groups(GroupIds=[world.web_sg])["SecurityGroups"][0][
+        "IpPermissions"]
+    assert [r["FromPort"] for r in rules] == [443]  # 22 gone, 443 kept
+    driver.click("step:harden-imds", message_ts=result_ts, user=BOB)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "IMDSv2 now required on"))
+    options = ec2.describe_instances(InstanceIds=[other])["Reservations"][0]["Instances"][0][
+        "MetadataOptions"]
+    assert options["HttpTokens"] == "required"
+    # Offered steps run once, like any other.
+    _resp, name = driver.click("step:harden-ssh", message_ts=result_ts, user=ALICE)
+    assert "already done" in driver.wait_reply(name, "already")
