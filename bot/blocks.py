@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -60,13 +60,17 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def button_value(incident_id: str, step_id: str) -> str:
-    """Encode what a step button refers to."""
-    return json.dumps({"incident": incident_id, "step": step_id}, separators=(",", ":"))
+def button_value(incident_id: str, step_id: str,
+                 params: Mapping[str, str] | None = None) -> str:
+    """Encode what a step button refers to (and the options it carries)."""
+    value: dict[str, Any] = {"incident": incident_id, "step": step_id}
+    if params:
+        value["params"] = dict(params)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def step_button(incident: Incident, step: Step, *, retry: bool = False,
-                gated: bool = False) -> dict[str, Any]:
+                gated: bool = False, params: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the button for a step, with a confirm dialog when it changes AWS."""
     label = f"Retry {step.label}" if retry else step.label
     if gated:
@@ -75,7 +79,7 @@ def step_button(incident: Incident, step: Step, *, retry: bool = False,
         "type": "button",
         "action_id": f"{ActionId.STEP_PREFIX}{step.id}",
         "text": plain(label, BUTTON_TEXT_LIMIT),
-        "value": button_value(incident.id, step.id),
+        "value": button_value(incident.id, step.id, params),
     }
     if step.destructive:
         button["style"] = "danger"
@@ -165,10 +169,12 @@ def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dic
         )},
     ]
     buttons = [
-        step_button(incident, step, retry=run is not None, gated=step.id in gated)
+        step_button(incident, step, retry=run is not None and not step.repeatable,
+                    gated=step.id in gated)
         for step in view.steps
         if (run := view.runs.get(step.id)) is None
         or run.state in RETRYABLE
+        or (step.repeatable and run.state == StepState.SUCCEEDED.value)
     ]
     if incident.status not in ("closed", "false-positive"):
         buttons.append({
@@ -209,7 +215,7 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
         for b in outcome.buttons[:25]:
             offered = view_step(view, b.step_id) if b.step_id else None
             if offered is not None:
-                elements.append({**step_button(view.incident, offered),
+                elements.append({**step_button(view.incident, offered, params=b.params),
                                  "text": plain(b.label, BUTTON_TEXT_LIMIT)})
             else:
                 elements.append({"type": "button", "value": b.value,

@@ -56,7 +56,7 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
             refuse(body, respond, "step.click", f"{exc} Nothing was done.", "rejected")
             return
         outcome = engine.request_step(incident_id=click.incident_id, step_id=click.step_id,
-                                      actor=click.user_id)
+                                      actor=click.user_id, params=click.params)
         if isinstance(outcome, Refused):
             respond(text=f":no_entry: {outcome.reason} Nothing was run.",
                     response_type="ephemeral", replace_original=False)

@@ -13,6 +13,7 @@ MAX_REASON = 500
 _INCIDENT_ID = re.compile(r"^IR-\d{4}-\d{4,}$")
 _STEP_ID = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_PARAM = re.compile(r"^[a-z_]{1,32}$")
 
 
 class BadInput(ValueError):
@@ -82,6 +83,7 @@ class StepClick:
     incident_id: str
     step_id: str
     user_id: str
+    params: dict[str, str]
 
 
 def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
@@ -107,7 +109,13 @@ def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
         raise BadInput("That button does not name a valid incident and step.")
     if action_id != f"{prefix}{step_id}":
         raise BadInput("That button's action and value disagree.")
-    return StepClick(incident_id=incident_id, step_id=step_id, user_id=user_id)
+    params = value.get("params") or {}
+    if not isinstance(params, dict) or len(params) > 5 or not all(
+            isinstance(k, str) and isinstance(v, str) and _PARAM.match(k) and len(v) <= 64
+            for k, v in params.items()):
+        raise BadInput("That button's options are not valid.")
+    return StepClick(incident_id=incident_id, step_id=step_id, user_id=user_id,
+                     params=dict(params))
 
 
 @dataclass(frozen=True)

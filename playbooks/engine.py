@@ -235,8 +235,9 @@ class Engine:
         """True when the policy says the step waits for a second person."""
         return step.id in self.approval_steps
 
-    def request_step(self, *, incident_id: str, step_id: str,
-                     actor: str) -> Ran | Refused | AwaitingApproval:
+    def request_step(self, *, incident_id: str, step_id: str, actor: str,
+                     params: Mapping[str, str] | None = None
+                     ) -> Ran | Refused | AwaitingApproval:
         """Claim the step and run it, or ask for approval; refuse if it is live or done."""
         if not self._responder(actor, action="step.request", incident_id=incident_id,
                                step_id=step_id):
@@ -254,6 +255,16 @@ class Engine:
                         incident_id=incident_id, step_id=step_id,
                         detail=f"incident is {incident.status}")
             return Refused(f"{incident.id} is {incident.status}: no more steps run for it.")
+        try:
+            clean = step.check_params(params or {}) if step.check_params else {}
+        except ValueError as exc:
+            self.record(action="step.request", actor=actor, outcome="rejected",
+                        incident_id=incident_id, step_id=step_id, detail=str(exc))
+            return Refused(f"{step.label}: {exc}")
+        if params and step.check_params is None:
+            self.record(action="step.request", actor=actor, outcome="rejected",
+                        incident_id=incident_id, step_id=step_id, detail="unexpected params")
+            return Refused(f"{step.label} takes no options.")
         missing = self._missing(incident, step, actor)
         if missing:
             self.record(action="step.request", actor=actor, outcome="refused",
@@ -263,10 +274,10 @@ class Engine:
                            + "; ".join(missing) + ".")
         gated = self.needs_approval(step)
         audit.append(self.sessions, action="step.request", actor=actor, outcome="accepted",
-                     incident_id=incident_id, step_id=step_id,
+                     incident_id=incident_id, step_id=step_id, params=clean,
                      detail="needs approval" if gated else "")
         state = StepState.AWAITING_APPROVAL if gated else StepState.RUNNING
-        claim = self._claim(incident_id, step_id, actor, state)
+        claim = self._claim(incident_id, step, actor, state, clean)
         if not claim.won:
             self.record(action="step.request", actor=actor, outcome="refused",
                         incident_id=incident_id, step_id=step_id,
@@ -294,18 +305,21 @@ class Engine:
         except AwsError as exc:
             return [f"could not check the prerequisites ({exc})"]
 
-    def _claim(self, incident_id: str, step_id: str, actor: str,
-               state: StepState) -> steps.Claim:
+    def _claim(self, incident_id: str, step: Step, actor: str, state: StepState,
+               params: dict[str, str]) -> steps.Claim:
         """Claim the step; a pending approval past its time is expired first."""
-        claim = steps.claim_step(self.sessions, incident_id=incident_id, step_id=step_id,
-                                 requested_by=actor, state=state)
-        if claim.won or claim.run.state != StepState.AWAITING_APPROVAL.value:
-            return claim
-        approval = approvals.for_run(self.sessions, run_id=claim.run.id)
+        def claim() -> steps.Claim:
+            return steps.claim_step(self.sessions, incident_id=incident_id, step_id=step.id,
+                                    requested_by=actor, state=state,
+                                    once_only=not step.repeatable, params=params)
+
+        first = claim()
+        if first.won or first.run.state != StepState.AWAITING_APPROVAL.value:
+            return first
+        approval = approvals.for_run(self.sessions, run_id=first.run.id)
         if approval is not None and self._expire(approval):
-            return steps.claim_step(self.sessions, incident_id=incident_id, step_id=step_id,
-                                    requested_by=actor, state=state)
-        return claim
+            return claim()
+        return first
 
     # --- approvals ---------------------------------------------------------------------
     def _ask_approval(self, incident: Incident, step: Step, run: StepRun) -> AwaitingApproval:
@@ -545,7 +559,7 @@ class Engine:
                 incident_id=incident.id, requester=actor, approver=approver))
             ctx = StepContext(incident=incident, aws=aws, log=call_log, actor=actor,
                               approver=approver, config=self.step_config,
-                              facts=self.facts(incident.id))
+                              facts=self.facts(incident.id), params=dict(run.params or {}))
             if missing:  # it held when asked, but not any more
                 outcome = StepOutcome(ok=False, headline=f"{step.label} did not run: "
                                       "missing " + "; ".join(missing))

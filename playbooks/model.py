@@ -30,6 +30,7 @@ class StepContext:
     approver: str = ""
     config: Mapping[str, str] = field(default_factory=dict)  # step settings (profiles, AMIs)
     facts: Facts = field(default_factory=lambda: Facts(runs={}, evidence_kinds=frozenset()))
+    params: Mapping[str, str] = field(default_factory=dict)  # from the button (validated)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class ActionButton:
     action: str  # an action the app knows: "open-incident"
     value: str
     step_id: str = ""  # or: a (hidden) step of the playbook, run like any other step
+    params: Mapping[str, str] = field(default_factory=dict)  # for that step
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class Step:
     plan: Callable[[StepContext], list[PlannedCall]] | None = None
     # What is missing before the step may run (empty: it may); may look at AWS.
     missing: Callable[[StepContext, Facts], list[str]] | None = None
+    # A read-only step that may run again once done (never twice at once).
+    repeatable: bool = False
+    # Check a button's parameters; return them cleaned, or raise ValueError.
+    check_params: Callable[[Mapping[str, str]], dict[str, str]] | None = None
     # Background tracking after success, called every `follow_up_every` seconds.
     follow_up: Callable[[StepContext, dict[str, Any]], FollowUp] | None = None
 

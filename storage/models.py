@@ -56,13 +56,14 @@ class StepState(enum.StrEnum):
 
 # A step has at most one run in these states at a time: that is what makes a double click
 # harmless, across processes, because the database enforces it.
-LIVE_STATES = (
+BUSY_STATES = (
     StepState.REQUESTED.value,
     StepState.AWAITING_APPROVAL.value,
     StepState.RUNNING.value,
-    StepState.SUCCEEDED.value,
 )
-_LIVE_SQL = "state IN ('requested', 'awaiting_approval', 'running', 'succeeded')"
+# A repeatable step (a read-only query) may run again once done, never twice at once.
+_LIVE_SQL = ("(state IN ('requested', 'awaiting_approval', 'running') "
+             "OR (state = 'succeeded' AND once_only))")
 
 
 class Counter(Base):
@@ -135,6 +136,8 @@ class StepRun(Base):
     state: Mapped[str] = mapped_column(String(20))
     requested_by: Mapped[str] = mapped_column(String(64))
     approved_by: Mapped[str | None] = mapped_column(String(64))
+    once_only: Mapped[bool] = mapped_column(default=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import LIVE_STATES, StepRun, StepState, utcnow
+from storage.models import BUSY_STATES, StepRun, StepState, utcnow
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ def claim_step(
     requested_by: str,
     state: StepState = StepState.RUNNING,
     stale_after: timedelta = timedelta(minutes=30),
+    once_only: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> Claim:
     """Insert a live run for the step, or return the live run that already exists.
 
@@ -44,6 +46,8 @@ def claim_step(
         requested_by=requested_by,
         requested_at=now,
         started_at=now if state is StepState.RUNNING else None,
+        once_only=once_only,
+        params=params or {},
     )
     try:
         with sessions.begin() as session:
@@ -62,6 +66,8 @@ def claim_step(
                 requested_by=requested_by,
                 state=state,
                 stale_after=stale_after,
+                once_only=once_only,
+                params=params,
             )
         assert existing is not None
         return Claim(run=existing, won=False)
@@ -93,9 +99,10 @@ def live_run(sessions: sessionmaker[Session], *, incident_id: str, step_id: str)
         stmt = select(StepRun).where(
             StepRun.incident_id == incident_id,
             StepRun.step_id == step_id,
-            StepRun.state.in_(LIVE_STATES),
+            or_(StepRun.state.in_(BUSY_STATES),
+                (StepRun.state == StepState.SUCCEEDED.value) & StepRun.once_only),
         )
-        return session.execute(stmt).scalar_one_or_none()
+        return session.execute(stmt).scalars().first()
 
 
 def finish_run(
