@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from playbooks.evidence import CAPTURE
+from playbooks.flowlogs import FLOWLOGS
 from playbooks.harden import HARDEN, HARDEN_IMDS, HARDEN_SSH
 from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
@@ -63,7 +64,7 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(INVESTIGATE, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, HARDEN,
+    steps=(INVESTIGATE, FLOWLOGS, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, HARDEN,
            RELEASE),
     offered=(HARDEN_IMDS, HARDEN_SSH),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws.isolation import IsolationReport, isolate, plan_isolation
 from aws.plans import PlannedCall
-from playbooks.model import Step, StepContext, StepOutcome
+from playbooks.model import ActionButton, Step, StepContext, StepOutcome
 from storage.models import IncidentStatus
 
 PERMISSIONS = (
@@ -37,11 +37,14 @@ def run_isolate(ctx: StepContext) -> StepOutcome:
         incident_id=ctx.incident.id,
         vpc_id=ctx.incident.vpc_id,
     )
+    verify = [ActionButton(label="Verify isolation (flow logs)", action="", value="",
+                           step_id="flowlogs", params={"since_isolation": "1"})]
     return StepOutcome(
         ok=report.contained,
         headline=_headline(report),
         lines=describe(report),
         result=report.to_dict(),
+        buttons=verify if report.contained else [],
         incident_status=IncidentStatus.CONTAINED.value if report.contained else None,
     )
 
