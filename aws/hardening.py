@@ -44,7 +44,8 @@ def instances_without_imdsv2(aws: Aws, log: CallLog, vpc_id: str) -> list[dict[s
     return lacking
 
 
-def _opens_ssh(permission: dict[str, Any]) -> bool:
+def opens_ssh(permission: dict[str, Any]) -> bool:
+    """True when the rule admits TCP port 22 (or all traffic)."""
     protocol = str(permission.get("IpProtocol"))
     if protocol == "-1":
         return True
@@ -78,7 +79,7 @@ def ssh_open_to_world(aws: Aws, log: CallLog, vpc_id: str) -> list[SshRule]:
         if group.get("GroupName") in (QUARANTINE_NAME, UNTRACK_NAME):
             continue  # irbot's own: the untrack group is allow-all on purpose, in transit
         for permission in group.get("IpPermissions", []):
-            if not _opens_ssh(permission):
+            if not opens_ssh(permission):
                 continue
             v4 = [r for r in permission.get("IpRanges", []) if r.get("CidrIp") == _WORLD_V4]
             v6 = [r for r in permission.get("Ipv6Ranges", []) if r.get("CidrIpv6") == _WORLD_V6]

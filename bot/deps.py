@@ -89,6 +89,7 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
                     evidence_bucket=settings.evidence_bucket,
                     follow_up_every=settings.snapshot_poll_seconds,
                     step_config={"quarantine_profile": settings.quarantine_profile,
-                                 "ssm_wait_seconds": str(settings.ssm_wait_seconds)})
+                                 "ssm_wait_seconds": str(settings.ssm_wait_seconds),
+                                 "golden_ami": settings.golden_ami})
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
                 engine=engine, access=access)

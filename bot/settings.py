@@ -43,6 +43,7 @@ class Settings:
     quarantine_profile: str = ""
     snapshot_poll_seconds: int = 30
     ssm_wait_seconds: int = 120
+    golden_ami: str = ""
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -157,7 +158,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     if not ssm_wait.isdigit() or not 10 <= int(ssm_wait) <= 1800:
         raise SettingsError("IRBOT_SSM_WAIT_SECONDS must be a whole number of seconds from 10 "
                             f"to 1800, not {ssm_wait!r}")
+    golden = env.get("IRBOT_GOLDEN_AMI", "").strip()
+    if golden and not re.fullmatch(r"ami-[0-9a-f]{8,17}", golden):
+        raise SettingsError(f"IRBOT_GOLDEN_AMI must be an AMI id (ami-...), not {golden!r}")
     return Settings(
+        golden_ami=golden,
         ssm_wait_seconds=int(ssm_wait),
         evidence_bucket=bucket,
         quarantine_profile=profile,

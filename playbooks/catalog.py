@@ -12,6 +12,7 @@ from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
 from playbooks.lateral import LATERAL
 from playbooks.model import Step
+from playbooks.rebuild import REBUILD, RESTORE
 from playbooks.release import RELEASE
 from playbooks.revoke import REVOKE
 from playbooks.snapshot import SNAPSHOT
@@ -64,7 +65,7 @@ class Playbook:
 
 EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
-    steps=(INVESTIGATE, FLOWLOGS, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, HARDEN,
-           RELEASE),
-    offered=(HARDEN_IMDS, HARDEN_SSH),
+    steps=(INVESTIGATE, FLOWLOGS, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, REBUILD,
+           HARDEN, RELEASE),
+    offered=(RESTORE, HARDEN_IMDS, HARDEN_SSH),
 )

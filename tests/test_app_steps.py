@@ -221,3 +221,50 @@ def test_harden_fixes_the_instance_and_offers_the_vpc_fixes(
     # Offered steps run once, like any other.
     _resp, name = driver.click("step:harden-ssh", message_ts=result_ts, user=ALICE)
     assert "already done" in driver.wait_reply(name, "already")
+
+
+def test_rebuild_launches_a_hardened_replacement_and_restores_clean_data(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.aws_world import AMI
+    from tests.signing import buttons
+
+    ec2 = clients["ec2"]
+    golden = ec2.register_image(Name="golden-2026-12", RootDeviceName="/dev/sda1",
+                                BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                                                      "Ebs": {"VolumeSize": 8}}])["ImageId"]
+    deps.engine.step_config["golden_ami"] = golden
+    data_volume = world.volume_ids[1]
+    clean = ec2.create_snapshot(VolumeId=data_volume, Description="nightly")["SnapshotId"]
+    ts, _root = open_incident(driver, world)
+    driver.click("step:isolate", message_ts=ts)
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is isolated"))
+    driver.click("step:rebuild", message_ts=ts, user=ALICE)
+    _approve(driver, ts, "Rebuild", BOB)
+    (result,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "Replacement i-"))
+    text = blocks_text(result)
+    new_id = text.split("Replacement ", 1)[1].split(" ", 1)[0]
+    new = ec2.describe_instances(InstanceIds=[new_id])["Reservations"][0]["Instances"][0]
+    assert new["ImageId"] == golden and new["ImageId"] != AMI
+    assert new["SubnetId"] == world.subnet_id and "KeyName" not in new
+    assert new["MetadataOptions"]["HttpTokens"] == "required"
+    assert new["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    groups = {g["GroupId"] for g in new["SecurityGroups"]}
+    assert world.admin_sg in groups and world.web_sg not in groups  # web opens SSH: a copy
+    copy = next(g for g in groups if g != world.admin_sg)
+    rules = ec2.describe_security_groups(GroupIds=[copy])["SecurityGroups"][0]["IpPermissions"]
+    assert [r["FromPort"] for r in rules] == [443]
+    tags = {t["Key"]: t["Value"] for t in new["Tags"]}
+    assert tags["irbot:replaces"] == world.instance_id
+    assert f"{clean} of {data_volume}" in text and "before the compromise" in text
+    assert "24 to 48 hours" in text
+    restore = buttons(result)["step:rebuild-restore"]
+    assert clean in restore["value"]
+    result_ts = next(k[1] for k, m in driver.slack.messages.items()
+                     if m.get("thread_ts") == ts and "Replacement i-" in m.get("text", ""))
+    driver.click("step:rebuild-restore", message_ts=result_ts, user=BOB, button=restore)
+    (restored,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, f"restored from {clean}"))
+    volume_id = restored["text"].split(": ", 1)[1].split(" ", 1)[0]
+    attached = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"]
+    assert attached[0]["InstanceId"] == new_id
+    assert deps.engine.open_incidents()[0].status == "recovered"

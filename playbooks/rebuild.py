@@ -1,0 +1,192 @@
+"""The Rebuild step: a hardened replacement from a golden AMI, and restoring application
+data from backups taken before the compromise."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aws.errors import AwsError
+from aws.instances import describe_instance_raw
+from aws.rebuild import data_backups, launch_replacement, restore_snapshot, safe_groups
+from playbooks.model import ActionButton, Facts, Step, StepContext, StepOutcome
+from storage.approvals import aware
+from storage.models import IncidentStatus, StepState
+
+PERMISSIONS = ("ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+               "ec2:CreateSecurityGroup", "ec2:AuthorizeSecurityGroupIngress",
+               "ec2:CreateTags", "ec2:RunInstances", "iam:PassRole",
+               "ec2:DescribeSnapshots", "backup:ListRecoveryPointsByResource")
+RESTORE_PERMISSIONS = ("ec2:CreateVolume", "ec2:DescribeVolumes", "ec2:AttachVolume",
+                       "ec2:CreateTags")
+AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
+SNAPSHOT = re.compile(r"^snap-[0-9a-f]{8,17}$")
+DEVICE = re.compile(r"^/dev/(sd[f-p]|xvd[f-p])$")
+MONITOR = ("Monitor the replacement for 24 to 48 hours and run a vulnerability scan before "
+           "it returns to production.")
+
+
+def check_rebuild_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Accept ami=ami-... (the AMI picked instead of IRBOT_GOLDEN_AMI)."""
+    if set(params) - {"ami"} or ("ami" in params and not AMI.match(params["ami"])):
+        raise ValueError("the only option is ami=ami-0123456789abcdef0")
+    return dict(params)
+
+
+def _original_groups(ctx: StepContext, record: dict[str, Any]) -> list[str]:
+    isolate = ctx.facts.runs.get("isolate")
+    groups: list[str] = []
+    if isolate is not None and isolate.state == StepState.SUCCEEDED.value:
+        for eni in isolate.result.get("interfaces", []):
+            groups += [g for g in eni.get("groups_before", []) if g not in groups]
+    if not groups:
+        groups = [g["id"] for g in ctx.incident.instance.get("security_groups", [])]
+    quarantine = isolate.result.get("quarantine_group_id") if isolate else None
+    return [g for g in groups if g != quarantine] or [
+        g["GroupId"] for g in record.get("SecurityGroups", [])]
+
+
+def run_rebuild(ctx: StepContext) -> StepOutcome:
+    """Launch the replacement and list the backups of its data from before the compromise."""
+    ami = ctx.params.get("ami") or ctx.config.get("golden_ami", "")
+    if not ami:
+        return StepOutcome(ok=False, headline="No golden AMI: set IRBOT_GOLDEN_AMI (or pass "
+                           "one) before rebuilding", lines=[
+                               "Use an AMI from your image pipeline; never one that was "
+                               "running during the incident."])
+    record, _ = describe_instance_raw(ctx.aws, ctx.log, ctx.incident.instance_id)
+    if record.get("ImageId") == ami:
+        return StepOutcome(ok=False, headline=f"{ami} is the compromised instance's own AMI: "
+                           "pick a golden AMI from your pipeline")
+    groups, copies = safe_groups(ctx.aws, ctx.log, group_ids=_original_groups(ctx, record),
+                                 vpc_id=ctx.incident.vpc_id or "", incident_id=ctx.incident.id)
+    profile = str(ctx.incident.instance.get("instance_profile_arn", ""))
+    new = launch_replacement(ctx.aws, ctx.log, original=record, image_id=ami, groups=groups,
+                             profile_arn=profile, incident_id=ctx.incident.id)
+    new.sanitized = copies
+    root = record.get("RootDeviceName", "")
+    volumes = [{"volume_id": m["Ebs"]["VolumeId"], "device": m["DeviceName"]}
+               for m in record.get("BlockDeviceMappings", [])
+               if m.get("Ebs") and m["DeviceName"] != root]
+    compromised_at = aware(ctx.incident.opened_at)
+    backups, problems = data_backups(ctx.aws, ctx.log, volumes=volumes,
+                                     compromised_at=compromised_at,
+                                     account_id=ctx.incident.account_id)
+    lines = [
+        f"Replacement {new.instance_id} from {ami} in {new.subnet_id} ({new.state})",
+        "Security groups: " + ", ".join(groups) + (
+            " (copies without SSH from the world: " + ", ".join(
+                f"{o} -> {c}" for o, c in copies.items()) + ")" if copies else ""),
+        f"Instance profile: {profile or 'none'}; IMDSv2 required, hop limit 1; no key pair",
+        f"Backups of the data volumes (compromise taken as {compromised_at:%Y-%m-%d %H:%M} "
+        "UTC, when the incident opened):",
+    ]
+    lines += [f"  {b.backup_id} of {b.volume_id} ({b.device}) {b.created:%Y-%m-%d %H:%M} "
+              + ("before the compromise" if b.before_compromise else
+                 "AFTER THE COMPROMISE: may hold the attacker's changes") for b in backups[:20]]
+    if not backups:
+        lines.append("  none found" if volumes else "  the instance had no data volumes")
+    lines += [f"Problem: {p}" for p in problems]
+    lines.append(MONITOR)
+    buttons = []
+    for b in [b for b in backups if b.source == "ebs"][:8]:
+        params = {"snapshot": b.backup_id, "device": b.device}
+        label = f"Restore {b.backup_id} ({b.device})"
+        if not b.before_compromise:
+            params["after_compromise"] = "1"
+            label = f"⚠ Restore {b.backup_id} (AFTER the compromise)"
+        if DEVICE.match(b.device):
+            buttons.append(ActionButton(label=label, action="", value="",
+                                        step_id="rebuild-restore", params=params))
+    return StepOutcome(
+        ok=new.state in ("pending", "running"),
+        headline=f"Replacement {new.instance_id} launched from {ami}",
+        lines=lines, buttons=buttons,
+        result={**new.to_dict(), "backups": [
+            {"id": b.backup_id, "source": b.source, "volume_id": b.volume_id,
+             "device": b.device, "created": b.created.isoformat(),
+             "before_compromise": b.before_compromise} for b in backups]},
+        incident_status=IncidentStatus.RECOVERED.value,
+    )
+
+
+def check_restore_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Accept snapshot=snap-..., device=/dev/sdf..., and after_compromise=1."""
+    if not SNAPSHOT.match(params.get("snapshot", "")) or not DEVICE.match(
+            params.get("device", "")) or set(params) - {"snapshot", "device",
+                                                        "after_compromise"}:
+        raise ValueError("restore needs snapshot=snap-... and device=/dev/sdf to /dev/sdp")
+    return dict(params)
+
+
+def rebuilt(ctx: StepContext, facts: Facts) -> list[str]:
+    """Restoring needs a replacement."""
+    run = facts.runs.get("rebuild")
+    if run is None or run.state != StepState.SUCCEEDED.value:
+        return ["a replacement (run Rebuild first)"]
+    return []
+
+
+def run_restore(ctx: StepContext) -> StepOutcome:
+    """Restore one of the listed snapshots onto the replacement."""
+    rebuild = ctx.facts.runs["rebuild"].result
+    snapshot_id = ctx.params["snapshot"]
+    listed = {b["id"]: b for b in rebuild.get("backups", [])}
+    backup = listed.get(snapshot_id)
+    if backup is None:
+        return StepOutcome(ok=False, headline=f"{snapshot_id} is not one of this incident's "
+                           "listed backups")
+    if not backup["before_compromise"] and ctx.params.get("after_compromise") != "1":
+        return StepOutcome(ok=False, headline=f"{snapshot_id} was taken after the compromise: "
+                           "use the button that says so to restore it anyway")
+    try:
+        volume = restore_snapshot(ctx.aws, ctx.log, snapshot_id=snapshot_id,
+                                  instance_id=rebuild["instance_id"],
+                                  availability_zone=rebuild["availability_zone"],
+                                  device=ctx.params["device"], incident_id=ctx.incident.id,
+                                  wait_seconds=float(ctx.config.get("restore_wait_seconds",
+                                                                    "300")),
+                                  poll_seconds=float(ctx.config.get("restore_poll_seconds",
+                                                                    "5")))
+    except AwsError as exc:
+        return StepOutcome(ok=False, headline=f"Restoring {snapshot_id} failed: {exc}")
+    warning = ([] if backup["before_compromise"] else
+               ["This data was taken AFTER the compromise: check it for the attacker's "
+                "changes before trusting it."])
+    return StepOutcome(ok=True, headline=f"{volume} restored from {snapshot_id} and attached "
+                       f"to {rebuild['instance_id']} as {ctx.params['device']}",
+                       lines=[*warning, MONITOR], result={"volume_id": volume})
+
+
+REBUILD = Step(
+    id="rebuild",
+    label="Rebuild",
+    title="Launch a hardened replacement from a golden AMI",
+    summary=("Launches a replacement from IRBOT_GOLDEN_AMI in the same subnet with the "
+             "original security groups (copies without SSH from the world where needed), the "
+             "same instance profile, IMDSv2 required with hop limit 1 and no key pair; lists "
+             "the data volumes' EBS snapshots and AWS Backup recovery points, newest first, "
+             "marking those taken after the compromise, each snapshot with a Restore button."),
+    running_text="Rebuilding…",
+    run=run_rebuild,
+    permissions=PERMISSIONS,
+    confirm=("Launches a replacement for {instance} from the golden AMI, hardened (IMDSv2, no "
+             "key pair, no SSH from the world). The old instance is not touched."),
+    needs_approval=True,
+    check_params=check_rebuild_params,
+)
+RESTORE = Step(
+    id="rebuild-restore",
+    label="Restore data to the replacement",
+    title="Restore a data volume onto the replacement",
+    summary=("Creates a volume from a listed snapshot and attaches it to the replacement; a "
+             "snapshot from after the compromise only through its own warning button."),
+    running_text="Restoring…",
+    run=run_restore,
+    permissions=RESTORE_PERMISSIONS,
+    confirm="Creates a volume from the chosen snapshot and attaches it to the replacement.",
+    missing=rebuilt,
+    repeatable=True,
+    check_params=check_restore_params,
+)
