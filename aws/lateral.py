@@ -20,7 +20,7 @@ class Neighbour:
 
     @property
     def suspicious(self) -> bool:
-        """Sharing a role, a key pair or a security group is a path an attacker can use."""
+        """Sharing a role, key pair or security group, or talking to it, is a path."""
         return any(not s.startswith("subnet") for s in self.shares)
 
     def to_dict(self) -> dict[str, Any]:

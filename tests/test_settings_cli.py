@@ -118,7 +118,8 @@ def test_approval_policy_is_checked_against_the_playbook() -> None:
     from bot.deps import approval_policy
     from playbooks.catalog import EC2_COMPROMISE
 
-    with pytest.raises(SettingsError, match="IRBOT_APPROVERS is empty but rebuild, release, revoke"):
+    with pytest.raises(SettingsError,
+                       match="IRBOT_APPROVERS is empty but rebuild, release, revoke"):
         approval_policy(load_settings(GOOD), EC2_COMPROMISE)
     with_approvers = load_settings({**GOOD, "IRBOT_APPROVERS": "U0BOB"})
     assert approval_policy(with_approvers, EC2_COMPROMISE) == frozenset(

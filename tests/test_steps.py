@@ -192,3 +192,19 @@ def test_release_refuses_what_it_cannot_restore(world: World) -> None:
         "interfaces": [{"interface_id": world.eni_ids[0], "groups_before": ["sg-q"]}],
     })
     assert not done.ok and "restore them by hand" in done.errors[0]
+
+
+def test_lateral_marks_the_peers_flow_logs_saw(clients: dict[str, Any], world: World) -> None:
+    from playbooks.lateral import run_lateral
+
+    peer = clients["ec2"].run_instances(ImageId=AMI, MinCount=1, MaxCount=1,
+                                        SubnetId=world.subnet_id)["Instances"][0]
+    flows = StepRun(step_id="flowlogs", state="succeeded", result={"rows": [
+        {"dstAddr": peer["PrivateIpAddress"], "dstPort": "445", "flows": "9"}]})
+    ctx = StepContext(incident=_incident(world), aws=_aws(), log=CallLog(), actor="U0ALICE",
+                      facts=Facts(runs={"flowlogs": flows}, evidence_kinds=frozenset()))
+    outcome = run_lateral(ctx)
+    (row,) = [r for r in outcome.table if r[0] == peer["InstanceId"]]
+    assert "traffic from it (port 445, 9 flows)" in row[4]
+    assert outcome.buttons and peer["InstanceId"] in outcome.buttons[0].value
+    assert outcome.artifacts[0].kind == "lateral-movement"
