@@ -78,6 +78,17 @@ def parse_command(text: str, command: str = "/ir") -> Command:
     raise BadInput(f"I don't know `{verb[:30]}`. Try `{command} help`.")
 
 
+def _one_click(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return the clicking user's id and the single action of a block_actions payload."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The click carries no valid Slack user.")
+    actions = body.get("actions")
+    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
+        raise BadInput("The click carries no single action.")
+    return user_id, actions[0]
+
+
 @dataclass(frozen=True)
 class StepClick:
     incident_id: str
@@ -88,13 +99,7 @@ class StepClick:
 
 def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
     """Validate a step button's payload; raise BadInput if any part does not hold."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    if not _USER_ID.match(user_id):
-        raise BadInput("The click carries no valid Slack user.")
-    actions = body.get("actions")
-    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
-        raise BadInput("The click carries no single action.")
-    action = actions[0]
+    user_id, action = _one_click(body)
     action_id = str(action.get("action_id", ""))
     if not action_id.startswith(prefix):
         raise BadInput("That is not a step button.")
@@ -126,13 +131,8 @@ class ApprovalClick:
 
 def parse_approval_click(body: dict[str, Any]) -> ApprovalClick:
     """Validate an Approve, Deny or Add reason click."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    if not _USER_ID.match(user_id):
-        raise BadInput("The click carries no valid Slack user.")
-    actions = body.get("actions")
-    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
-        raise BadInput("The click carries no single action.")
-    return ApprovalClick(approval_id=_approval_id(actions[0].get("value")), user_id=user_id)
+    user_id, action = _one_click(body)
+    return ApprovalClick(approval_id=_approval_id(action.get("value")), user_id=user_id)
 
 
 def _approval_id(raw: object) -> int:
@@ -187,14 +187,9 @@ class OpenClick:
 
 def parse_open_click(body: dict[str, Any]) -> OpenClick:
     """Validate an "Open incident" button from the lateral movement table."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    if not _USER_ID.match(user_id):
-        raise BadInput("The click carries no valid Slack user.")
-    actions = body.get("actions")
-    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
-        raise BadInput("The click carries no single action.")
+    user_id, action = _one_click(body)
     try:
-        value = json.loads(str(actions[0].get("value", "")))
+        value = json.loads(str(action.get("value", "")))
     except ValueError:
         raise BadInput("That button's value is not valid.") from None
     if not isinstance(value, dict):
@@ -207,13 +202,8 @@ def parse_open_click(body: dict[str, Any]) -> OpenClick:
 
 def parse_close_click(body: dict[str, Any]) -> tuple[str, str]:
     """Validate a Close incident click; return (incident id, user id)."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    if not _USER_ID.match(user_id):
-        raise BadInput("The click carries no valid Slack user.")
-    actions = body.get("actions")
-    if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
-        raise BadInput("The click carries no single action.")
-    incident_id = str(actions[0].get("value", ""))
+    user_id, action = _one_click(body)
+    incident_id = str(action.get("value", ""))
     if not _INCIDENT_ID.match(incident_id):
         raise BadInput("That button does not name a valid incident.")
     return incident_id, user_id

@@ -85,19 +85,21 @@ def decide(
         )
         if not changed.rowcount:  # type: ignore[attr-defined]
             return False
-        run_id = session.execute(
-            select(Approval.run_id).where(Approval.id == approval_id)).scalar_one()
-        session.execute(
-            update(StepRun)
-            .where(StepRun.id == run_id, StepRun.state == StepState.AWAITING_APPROVAL.value)
-            .values(
-                state=(StepState.RUNNING if approve else StepState.DENIED).value,
-                approved_by=actor if approve else None,
-                started_at=now if approve else None,
-                finished_at=None if approve else now,
-            )
-        )
+        _move_waiting_run(session, approval_id, state=(
+            StepState.RUNNING if approve else StepState.DENIED).value,
+            approved_by=actor if approve else None, started_at=now if approve else None,
+            finished_at=None if approve else now)
     return True
+
+
+def _move_waiting_run(session: Session, approval_id: int, **values: Any) -> None:
+    """Move the approval's run out of awaiting_approval (in the caller's transaction)."""
+    run_id = session.execute(
+        select(Approval.run_id).where(Approval.id == approval_id)).scalar_one()
+    session.execute(
+        update(StepRun)
+        .where(StepRun.id == run_id, StepRun.state == StepState.AWAITING_APPROVAL.value)
+        .values(**values))
 
 
 def expire(sessions: sessionmaker[Session], *, approval_id: int,
@@ -113,13 +115,8 @@ def expire(sessions: sessionmaker[Session], *, approval_id: int,
         )
         if not changed.rowcount:  # type: ignore[attr-defined]
             return False
-        run_id = session.execute(
-            select(Approval.run_id).where(Approval.id == approval_id)).scalar_one()
-        session.execute(
-            update(StepRun)
-            .where(StepRun.id == run_id, StepRun.state == StepState.AWAITING_APPROVAL.value)
-            .values(state=StepState.EXPIRED.value, finished_at=now)
-        )
+        _move_waiting_run(session, approval_id, state=StepState.EXPIRED.value,
+                          finished_at=now)
     return True
 
 
