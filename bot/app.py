@@ -14,6 +14,7 @@ from bot import blocks
 from bot.deps import Deps
 from bot.settings import Settings
 from handlers import actions, commands, home
+from playbooks.model import Question
 from storage.db import ping
 from storage.models import Approval, Incident
 
@@ -56,8 +57,14 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
         if step is not None and trigger_id:
             deps.notifier.open_reason_modal(trigger_id, approval, step, denial=denial)
 
+    def ask(trigger_id: str, channel: str, incident_id: str, step_id: str,
+            question: Question) -> None:
+        step = engine.playbook.get(step_id)
+        if step is not None:
+            deps.notifier.ask(trigger_id, channel, incident_id, step, question)
+
     actions.register(bolt, engine=engine, channels=settings.channels, open_reason=open_reason,
-                     link=deps.notifier.permalink)
+                     link=deps.notifier.permalink, ask=ask, tell=deps.notifier.tell)
     def home_view(user: str) -> dict[str, object]:
         mine = engine.open_incidents_of(user)
         links = {i.id: deps.notifier.permalink(i.channel_id, i.root_ts)

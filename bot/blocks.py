@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.ids import ActionId, BlockId, ViewId
-from playbooks.model import IncidentView, Step, StepOutcome
+from playbooks.model import IncidentView, Question, Step, StepOutcome
 from storage.approvals import aware
 from storage.models import Approval, ApprovalState, Incident, StepRun, StepState
 
@@ -223,6 +223,15 @@ def step_result_message(view: IncidentView, step: Step, run: StepRun,
                                  "text": plain(b.label, BUTTON_TEXT_LIMIT)})
         blocks.append({"type": "actions", "block_id": BlockId.FOLLOW_UPS.value,
                        "elements": elements})
+    if outcome.choice is not None:
+        choice = outcome.choice
+        blocks.append({"type": "actions", "block_id": BlockId.CHOICE.value, "elements": [{
+            "type": "static_select", "action_id": f"{ActionId.STEP_PREFIX}{choice.step_id}",
+            "placeholder": plain(choice.placeholder, 150),
+            "options": [{"text": plain(label, 75),
+                         "value": button_value(view.incident.id, choice.step_id, params)}
+                        for label, params in choice.options[:100]],
+        }]})
     approved = f" · approved by {mention(run.approved_by)}" if run.approved_by else ""
     blocks.append({"type": "context", "elements": [mrkdwn(
         f"{step.label} requested by {mention(run.requested_by)}{approved} · "
@@ -417,5 +426,26 @@ def reason_modal(approval: Approval, step: Step, *, denial: bool) -> dict[str, A
              "label": plain("Reason"),
              "element": {"type": "plain_text_input", "action_id": ActionId.REASON_INPUT.value,
                          "multiline": True, "max_length": 500}},
+        ],
+    }
+
+
+def question_modal(incident_id: str, step: Step, question: Question,
+                   channel: str) -> dict[str, Any]:
+    """Return the modal asking for the value a step needs (e.g. the golden AMI)."""
+    return {
+        "type": "modal",
+        "callback_id": ViewId.QUESTION.value,
+        "private_metadata": json.dumps({"incident": incident_id, "step": step.id,
+                                        "param": question.param, "channel": channel}),
+        "title": plain(step.label, 24),
+        "submit": plain("Go on", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            {"type": "input", "block_id": BlockId.ANSWER.value,
+             "label": plain(question.label),
+             "hint": plain(question.hint, 150),
+             "element": {"type": "plain_text_input", "action_id": ActionId.ANSWER_INPUT.value,
+                         "max_length": 64}},
         ],
     }

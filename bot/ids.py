@@ -13,12 +13,14 @@ class ActionId(enum.StrEnum):
     DENY = "approval:deny"
     ADD_REASON = "approval:reason"
     REASON_INPUT = "reason"
+    ANSWER_INPUT = "answer"
     # Buttons a step's result offers: FOLLOW_UP_PREFIX + the action ("open-incident").
     FOLLOW_UP_PREFIX = "followup:"
 
 
 class ViewId(enum.StrEnum):
     REASON = "approval-reason"
+    QUESTION = "step-question"
 
 
 class BlockId(enum.StrEnum):
@@ -27,3 +29,5 @@ class BlockId(enum.StrEnum):
     APPROVAL_BUTTONS = "irbot-approval"
     REASON = "reason"
     FOLLOW_UPS = "irbot-follow-ups"
+    CHOICE = "irbot-choice"
+    ANSWER = "answer"

@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks
-from playbooks.model import Artifact, IncidentView, Step, StepOutcome
+from playbooks.model import Artifact, IncidentView, Question, Step, StepOutcome
 from storage.models import Approval, StepRun
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,16 @@ class SlackNotifier:
         """Open the modal that asks for a reason (trigger ids live 3 seconds)."""
         self._call("views.open", trigger_id=trigger_id,
                    view=blocks.reason_modal(approval, step, denial=denial))
+
+    def ask(self, trigger_id: str, channel: str, incident_id: str, step: Step,
+            question: Question) -> None:
+        """Open the modal asking for a value the step needs."""
+        self._call("views.open", trigger_id=trigger_id,
+                   view=blocks.question_modal(incident_id, step, question, channel))
+
+    def tell(self, channel: str, user: str, text: str) -> None:
+        """Send one person an ephemeral message in a channel."""
+        self._call("chat.postEphemeral", channel=channel, user=user, text=text)
 
     def _thread(self, view: IncidentView, message: dict[str, Any]) -> dict[str, Any] | None:
         incident = view.incident

@@ -14,6 +14,7 @@ from handlers.commands import open_and_reply
 from handlers.guard import channel_of, guarded, wrong_channel_text
 from handlers.parsing import (
     BadInput,
+    parse_answer,
     parse_approval_click,
     parse_close_click,
     parse_open_click,
@@ -21,14 +22,20 @@ from handlers.parsing import (
     parse_step_click,
 )
 from playbooks.engine import AwaitingApproval, Decided, Engine, Refused
+from playbooks.model import Question
 from storage.models import Approval
 
 # (trigger_id, approval, denial) -> opens the reason modal
 OpenReason = Callable[[str, Approval, bool], None]
+# (trigger_id, channel, incident id, step id, question) -> opens the question modal
+Ask = Callable[[str, str, str, str, Question], None]
+# (channel, user, text) -> an ephemeral message (for modals, which have no response_url)
+Tell = Callable[[str, str, str], None]
 
 
 def register(app: App, *, engine: Engine, channels: tuple[str, ...],
-             open_reason: OpenReason, link: Callable[[str, str], str]) -> None:
+             open_reason: OpenReason, link: Callable[[str, str], str], ask: Ask,
+             tell: Tell) -> None:
     """Register every button's ack and work functions."""
 
     def ack_click(ack: Ack) -> None:
@@ -54,6 +61,11 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
             click = parse_step_click(body, ActionId.STEP_PREFIX.value)
         except BadInput as exc:
             refuse(body, respond, "step.click", f"{exc} Nothing was done.", "rejected")
+            return
+        question = engine.question_for(click.step_id, click.params)
+        if question is not None and body.get("trigger_id"):
+            ask(str(body["trigger_id"]), channel_of(body), click.incident_id, click.step_id,
+                question)
             return
         outcome = engine.request_step(incident_id=click.incident_id, step_id=click.step_id,
                                       actor=click.user_id, params=click.params)
@@ -147,11 +159,35 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
             respond(text=f":no_entry: {closed.reason}", response_type="ephemeral",
                     replace_original=False)
 
+    def ack_answer(ack: Ack, body: dict[str, Any]) -> None:
+        try:
+            parse_answer(body, engine.playbook.get)
+        except BadInput as exc:  # shown under the field; the modal stays open
+            ack(response_action="errors", errors={BlockId.ANSWER.value: str(exc)})
+            return
+        ack()
+
+    @guarded(engine, "step.request")
+    def answer_submitted(body: dict[str, Any], respond: Respond | None) -> None:
+        try:
+            answer = parse_answer(body, engine.playbook.get)
+        except BadInput as exc:
+            user = str((body.get("user") or {}).get("id", "?"))[:64]
+            engine.record(action="step.request", actor=user, outcome="rejected",
+                          detail=str(exc))
+            return
+        outcome = engine.request_step(incident_id=answer.incident_id, step_id=answer.step_id,
+                                      actor=answer.user_id,
+                                      params={answer.param: answer.value})
+        if isinstance(outcome, Refused) and answer.channel:
+            tell(answer.channel, answer.user_id, f":no_entry: {outcome.reason} Nothing was run.")
+
     prefix = re.escape(ActionId.STEP_PREFIX.value)
     app.action(re.compile(f"^{prefix}"))(ack=ack_click, lazy=[step_clicked])
     app.action(ActionId.APPROVE.value)(ack=ack_click, lazy=[decision(True)])
     app.action(ActionId.DENY.value)(ack=ack_click, lazy=[decision(False)])
     app.action(ActionId.ADD_REASON.value)(ack=ack_click, lazy=[reason_clicked])
     app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])
+    app.view(ViewId.QUESTION.value)(ack=ack_answer, lazy=[answer_submitted])
     app.action(ActionId.CLOSE.value)(ack=ack_click, lazy=[close_clicked])
     app.action(f"{ActionId.FOLLOW_UP_PREFIX}open-incident")(ack=ack_click, lazy=[open_clicked])

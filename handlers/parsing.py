@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +104,10 @@ def parse_step_click(body: dict[str, Any], prefix: str) -> StepClick:
     action_id = str(action.get("action_id", ""))
     if not action_id.startswith(prefix):
         raise BadInput("That is not a step button.")
+    # A button carries its value; a select, the value of the option picked.
+    raw = action.get("value") or (action.get("selected_option") or {}).get("value", "")
     try:
-        value = json.loads(str(action.get("value", "")))
+        value = json.loads(str(raw))
     except ValueError:
         raise BadInput("That button's value is not valid.") from None
     if not isinstance(value, dict):
@@ -207,3 +210,39 @@ def parse_close_click(body: dict[str, Any]) -> tuple[str, str]:
     if not _INCIDENT_ID.match(incident_id):
         raise BadInput("That button does not name a valid incident.")
     return incident_id, user_id
+
+
+@dataclass(frozen=True)
+class Answer:
+    incident_id: str
+    step_id: str
+    param: str
+    value: str
+    user_id: str
+    channel: str
+
+
+def parse_answer(body: dict[str, Any], find_step: Callable[[str], Any]) -> Answer:
+    """Validate a question modal's submission against the step's own question."""
+    user_id = str((body.get("user") or {}).get("id", ""))
+    if not _USER_ID.match(user_id):
+        raise BadInput("The submission carries no valid Slack user.")
+    view = body.get("view") or {}
+    try:
+        meta = json.loads(str(view.get("private_metadata") or ""))
+    except ValueError:
+        raise BadInput("The submission's metadata is not valid.") from None
+    if not isinstance(meta, dict):
+        raise BadInput("The submission's metadata is not valid.")
+    incident_id, step_id = str(meta.get("incident", "")), str(meta.get("step", ""))
+    step = find_step(step_id) if _STEP_ID.match(step_id) else None
+    if not _INCIDENT_ID.match(incident_id) or step is None or step.question is None:
+        raise BadInput("The submission does not name a step that asks anything.")
+    values = ((view.get("state") or {}).get("values") or {}).get("answer") or {}
+    value = str((values.get("answer") or {}).get("value") or "").strip()
+    if not re.fullmatch(step.question.pattern, value):
+        raise BadInput(f"That is not a valid {step.question.label.lower()}.")
+    channel = str(meta.get("channel", ""))
+    return Answer(incident_id=incident_id, step_id=step_id, param=step.question.param,
+                  value=value, user_id=user_id,
+                  channel=channel if re.fullmatch(r"[CGD][A-Z0-9]{2,}", channel) else "")

@@ -26,6 +26,7 @@ from playbooks.model import (
     FollowUp,
     IncidentView,
     Notifier,
+    Question,
     Step,
     StepContext,
     StepOutcome,
@@ -231,6 +232,15 @@ class Engine:
         return fresh if fresh is not None else incident
 
     # --- steps -------------------------------------------------------------------------
+    def question_for(self, step_id: str, params: Mapping[str, str]) -> Question | None:
+        """Return what the step must ask first (neither the click nor settings give it)."""
+        step = self.playbook.get(step_id)
+        if step is None or step.question is None:
+            return None
+        if params.get(step.question.param) or self.step_config.get(step.question_config):
+            return None
+        return step.question
+
     def needs_approval(self, step: Step) -> bool:
         """True when the policy says the step waits for a second person."""
         return step.id in self.approval_steps

@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from aws.flowlogs import accepted_outbound_query, flow_logs_for, run_query
-from playbooks.model import ActionButton, Artifact, Step, StepContext, StepOutcome
+from playbooks.model import (
+    ActionButton,
+    Artifact,
+    Step,
+    StepChoice,
+    StepContext,
+    StepOutcome,
+)
 from storage.approvals import aware
 from storage.models import StepState, utcnow
 
@@ -85,8 +92,10 @@ def run_flowlogs(ctx: StepContext) -> StepOutcome:
         ok = result.status == "Complete"
     lines = [f"Flow logs: {', '.join(f'{f.flow_log_id} on {f.resource_id}' for f in logs)}",
              f"Query {result.query_id}: {result.status}"]
-    buttons = [ActionButton(label=f"Last {label}", action="", value="", step_id="flowlogs",
-                            params={"hours": hours}) for hours, label in WINDOWS.items()]
+    choice = StepChoice(placeholder="Another window…", step_id="flowlogs",
+                        options=[(f"Last {label}", {"hours": hours})
+                                 for hours, label in WINDOWS.items()])
+    buttons = []
     if isolate is not None and isolate.state == StepState.SUCCEEDED.value:
         buttons.append(ActionButton(label="Verify isolation", action="", value="",
                                     step_id="flowlogs", params={"since_isolation": "1"}))
@@ -95,7 +104,7 @@ def run_flowlogs(ctx: StepContext) -> StepOutcome:
                         ("\n".join("\t".join(r) for r in table) + f"\n# {query}\n").encode(),
                         f"Flow log query ({window})")
     return StepOutcome(ok=ok, headline=headline, lines=lines, table=table if result.rows else [],
-                       buttons=buttons, artifacts=[artifact],
+                       buttons=buttons, choice=choice, artifacts=[artifact],
                        result={"window": window, "rows": result.rows, "status": result.status,
                                "flow_logs": [f.flow_log_id for f in logs]})
 

@@ -55,6 +55,25 @@ class ActionButton:
 
 
 @dataclass(frozen=True)
+class StepChoice:
+    """A select on a step's result: each option runs `step_id` with its parameters."""
+
+    placeholder: str
+    step_id: str
+    options: list[tuple[str, dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Question:
+    """A value a step needs from the person, asked in a modal (e.g. the golden AMI)."""
+
+    param: str
+    label: str
+    hint: str
+    pattern: str  # what the answer must match
+
+
+@dataclass(frozen=True)
 class StepOutcome:
     """A step's result: the verdict, a headline and lines for people, data for the record."""
 
@@ -66,6 +85,7 @@ class StepOutcome:
     artifacts: list[Artifact] = field(default_factory=list)
     table: list[list[str]] = field(default_factory=list)  # first row: the header
     buttons: list[ActionButton] = field(default_factory=list)
+    choice: StepChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +116,9 @@ class Step:
     plan: Callable[[StepContext], list[PlannedCall]] | None = None
     # What is missing before the step may run (empty: it may); may look at AWS.
     missing: Callable[[StepContext, Facts], list[str]] | None = None
+    # Asked in a modal when neither the button nor the settings (config key) give it.
+    question: Question | None = None
+    question_config: str = ""
     # A read-only step that may run again once done (never twice at once).
     repeatable: bool = False
     # Check a button's parameters; return them cleaned, or raise ValueError.

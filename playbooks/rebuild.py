@@ -10,7 +10,7 @@ from typing import Any
 from aws.errors import AwsError
 from aws.instances import describe_instance_raw
 from aws.rebuild import data_backups, launch_replacement, restore_snapshot, safe_groups
-from playbooks.model import ActionButton, Facts, Step, StepContext, StepOutcome
+from playbooks.model import ActionButton, Facts, Question, Step, StepContext, StepOutcome
 from storage.approvals import aware
 from storage.models import IncidentStatus, StepState
 
@@ -175,6 +175,11 @@ REBUILD = Step(
              "key pair, no SSH from the world). The old instance is not touched."),
     needs_approval=True,
     check_params=check_rebuild_params,
+    question=Question(param="ami", label="Golden AMI id",
+                      hint="ami-… from your image pipeline, never one that ran during the "
+                           "incident (set IRBOT_GOLDEN_AMI to skip this question)",
+                      pattern=AMI.pattern),
+    question_config="golden_ami",
 )
 RESTORE = Step(
     id="rebuild-restore",

@@ -268,3 +268,83 @@ def test_rebuild_launches_a_hardened_replacement_and_restores_clean_data(
     attached = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"]
     assert attached[0]["InstanceId"] == new_id
     assert deps.engine.open_incidents()[0].status == "recovered"
+
+
+def _select(driver: SlackDriver, message_ts: str, select: dict[str, Any], label: str,
+            user: str = ALICE) -> None:
+    import json as _json
+    from urllib.parse import urlencode
+
+    from tests.harness import SECRET
+    from tests.signing import sign
+    option = next(o for o in select["options"] if o["text"]["text"] == label)
+    payload = {
+        "type": "block_actions", "team": {"id": "T0TEAM"}, "user": {"id": user},
+        "api_app_id": "A0IRBOT", "trigger_id": "1.2.3",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
+        "channel": {"id": CHANNEL}, "message": {"ts": message_ts},
+        "response_url": driver.slack.response_url("select"),
+        "actions": [{"type": "static_select", "action_id": select["action_id"],
+                     "block_id": "irbot-choice", "selected_option": option,
+                     "action_ts": "1"}],
+    }
+    body = urlencode({"payload": _json.dumps(payload)})
+    assert driver.http.post("/slack/events", content=body,
+                            headers=sign(SECRET, body)).status_code == 200
+
+
+def test_flow_log_window_is_picked_from_a_select(driver: SlackDriver, deps: Deps,
+                                                 world: World, clients: dict[str, Any]) -> None:
+    clients["ec2"].create_flow_logs(
+        ResourceType="VPC", ResourceIds=[world.vpc_id], TrafficType="ALL",
+        LogDestinationType="cloud-watch-logs", LogGroupName="/vpc/flow-logs",
+        DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/vpc-flow-logs")
+    __import__("boto3").client("logs", region_name="us-east-1").create_log_group(
+        logGroupName="/vpc/flow-logs")
+    deps.engine.step_config["logs_poll_seconds"] = "0.1"
+    ts, _root = open_incident(driver, world)
+    driver.click("step:flowlogs", message_ts=ts)
+    (first,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "last 24 h"))
+    select = next(e for b in first["blocks"] if b["type"] == "actions"
+                  for e in b["elements"] if e["type"] == "static_select")
+    assert [o["text"]["text"] for o in select["options"]] == [
+        "Last 1 h", "Last 6 h", "Last 24 h", "Last 7 days"]
+    first_ts = next(k[1] for k, m in driver.slack.messages.items()
+                    if m.get("thread_ts") == ts and "last 24 h" in m.get("text", ""))
+    _select(driver, first_ts, select, "Last 7 days")
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "last 7 days"))
+    runs = [r for r in deps.engine.facts(deps.engine.open_incidents()[0].id).runs.values()]
+    assert any(r.step_id == "flowlogs" and r.params == {"hours": "168"} for r in runs)
+
+
+def test_rebuild_asks_for_the_golden_ami_when_none_is_set(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    import json as _json
+    from urllib.parse import urlencode
+
+    from tests.harness import SECRET
+    from tests.signing import sign
+
+    golden = clients["ec2"].register_image(Name="golden", RootDeviceName="/dev/sda1")["ImageId"]
+    ts, _root = open_incident(driver, world)
+    driver.click("step:rebuild", message_ts=ts, user=ALICE)
+    (opened,) = driver.slack.wait_for(lambda: [
+        c for c in driver.slack.calls_to("views.open")
+        if c.args["view"]["callback_id"] == "step-question"])
+    meta = opened.args["view"]["private_metadata"]
+
+    def submit(value: str) -> Any:
+        payload = {"type": "view_submission", "team": {"id": "T0TEAM"}, "user": {"id": ALICE},
+                   "api_app_id": "A0IRBOT", "view": {
+                       "id": "V2", "type": "modal", "callback_id": "step-question",
+                       "private_metadata": meta,
+                       "state": {"values": {"answer": {"answer": {"value": value}}}}}}
+        body = urlencode({"payload": _json.dumps(payload)})
+        return driver.http.post("/slack/events", content=body, headers=sign(SECRET, body))
+
+    refused = submit("my-favourite-ami")
+    assert refused.json()["response_action"] == "errors"
+    assert submit(golden).status_code == 200
+    _approve(driver, ts, "Rebuild", BOB)
+    (result,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "Replacement i-"))
+    assert f"launched from {golden}" in result["text"]

@@ -72,8 +72,9 @@ def test_top_destinations_over_the_window(clients: dict[str, Any], world: World)
         outcome = run_flowlogs(_ctx(incident, logs, hours="6"))
     assert outcome.ok and "last 6 h: 1 destinations" in outcome.headline
     assert outcome.table[1][:3] == ["203.0.113.9", "4444", "6"]
-    labels = [b.label for b in outcome.buttons]
-    assert "Verify isolation" in labels and "Last 7 days" in labels
+    assert [b.label for b in outcome.buttons] == ["Verify isolation"]
+    assert outcome.choice is not None
+    assert ("Last 7 days", {"hours": "168"}) in outcome.choice.options
     assert outcome.artifacts[0].kind == "flow-log-query"
 
 
