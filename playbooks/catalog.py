@@ -12,7 +12,7 @@ from playbooks.investigate import INVESTIGATE
 from playbooks.isolate import ISOLATE
 from playbooks.lateral import LATERAL
 from playbooks.model import Step
-from playbooks.rebuild import REBUILD, RESTORE
+from playbooks.rebuild import BACKUPS, REBUILD, RESTORE
 from playbooks.release import RELEASE
 from playbooks.revoke import REVOKE
 from playbooks.snapshot import SNAPSHOT
@@ -67,5 +67,5 @@ EC2_COMPROMISE = Playbook(
     name="Compromised EC2 instance",
     steps=(INVESTIGATE, FLOWLOGS, ISOLATE, SNAPSHOT, CAPTURE, REVOKE, LATERAL, TERMINATE, REBUILD,
            HARDEN, RELEASE),
-    offered=(RESTORE, HARDEN_IMDS, HARDEN_SSH),
+    offered=(BACKUPS, RESTORE, HARDEN_IMDS, HARDEN_SSH),
 )

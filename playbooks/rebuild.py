@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws.errors import AwsError
 from aws.instances import describe_instance_raw
-from aws.rebuild import data_backups, launch_replacement, restore_snapshot, safe_groups
-from playbooks.model import ActionButton, Facts, Question, Step, StepContext, StepOutcome
+from aws.rebuild import Backup, data_backups, launch_replacement, restore_snapshot, safe_groups
+from playbooks.model import (
+    ActionButton,
+    Facts,
+    Question,
+    Step,
+    StepChoice,
+    StepContext,
+    StepOutcome,
+)
 from storage.approvals import aware
 from storage.models import IncidentStatus, StepState
 
@@ -65,30 +74,60 @@ def run_rebuild(ctx: StepContext) -> StepOutcome:
     new = launch_replacement(ctx.aws, ctx.log, original=record, image_id=ami, groups=groups,
                              profile_arn=profile, incident_id=ctx.incident.id)
     new.sanitized = copies
-    root = record.get("RootDeviceName", "")
-    volumes = [{"volume_id": m["Ebs"]["VolumeId"], "device": m["DeviceName"]}
-               for m in record.get("BlockDeviceMappings", [])
-               if m.get("Ebs") and m["DeviceName"] != root]
     compromised_at = aware(ctx.incident.opened_at)
-    backups, problems = data_backups(ctx.aws, ctx.log, volumes=volumes,
-                                     compromised_at=compromised_at,
-                                     account_id=ctx.incident.account_id)
+    backups, backup_lines, buttons = _backups(ctx, record, compromised_at,
+                                              "when the incident opened")
     lines = [
         f"Replacement {new.instance_id} from {ami} in {new.subnet_id} ({new.state})",
         "Security groups: " + ", ".join(groups) + (
             " (copies without SSH from the world: " + ", ".join(
                 f"{o} -> {c}" for o, c in copies.items()) + ")" if copies else ""),
         f"Instance profile: {profile or 'none'}; IMDSv2 required, hop limit 1; no key pair",
-        f"Backups of the data volumes (compromise taken as {compromised_at:%Y-%m-%d %H:%M} "
-        "UTC, when the incident opened):",
+        *backup_lines,
+        MONITOR,
     ]
+    return StepOutcome(
+        ok=new.state in ("pending", "running"),
+        headline=f"Replacement {new.instance_id} launched from {ami}",
+        lines=lines, buttons=buttons, choice=EARLIER,
+        result={**new.to_dict(), "backups": _listed(backups)},
+        incident_status=IncidentStatus.RECOVERED.value,
+    )
+
+
+EARLIER = StepChoice(
+    placeholder="The compromise began earlier…",
+    step_id="rebuild-backups",
+    options=[(label, {"hours_before": hours}) for hours, label in (
+        ("1", "1 h before the incident opened"), ("6", "6 h before"), ("24", "1 day before"),
+        ("72", "3 days before"), ("168", "7 days before"), ("720", "30 days before"))],
+)
+
+
+def _listed(backups: list[Backup]) -> list[dict[str, Any]]:
+    return [{"id": b.backup_id, "source": b.source, "volume_id": b.volume_id,
+             "device": b.device, "created": b.created.isoformat(),
+             "before_compromise": b.before_compromise} for b in backups]
+
+
+def _backups(ctx: StepContext, record: dict[str, Any], compromised_at: datetime,
+             why: str) -> tuple[list[Backup], list[str], list[ActionButton]]:
+    """List the data volumes' backups against the compromise time, with Restore buttons."""
+    root = record.get("RootDeviceName", "")
+    volumes = [{"volume_id": m["Ebs"]["VolumeId"], "device": m["DeviceName"]}
+               for m in record.get("BlockDeviceMappings", [])
+               if m.get("Ebs") and m["DeviceName"] != root]
+    backups, problems = data_backups(ctx.aws, ctx.log, volumes=volumes,
+                                     compromised_at=compromised_at,
+                                     account_id=ctx.incident.account_id)
+    when = compromised_at.strftime("%Y-%m-%d %H:%M")
+    lines = [f"Backups of the data volumes (compromise taken as {when} UTC, {why}):"]
     lines += [f"  {b.backup_id} of {b.volume_id} ({b.device}) {b.created:%Y-%m-%d %H:%M} "
               + ("before the compromise" if b.before_compromise else
                  "AFTER THE COMPROMISE: may hold the attacker's changes") for b in backups[:20]]
     if not backups:
         lines.append("  none found" if volumes else "  the instance had no data volumes")
     lines += [f"Problem: {p}" for p in problems]
-    lines.append(MONITOR)
     buttons = []
     for b in [b for b in backups if b.source == "ebs"][:8]:
         params = {"snapshot": b.backup_id, "device": b.device}
@@ -99,16 +138,28 @@ def run_rebuild(ctx: StepContext) -> StepOutcome:
         if DEVICE.match(b.device):
             buttons.append(ActionButton(label=label, action="", value="",
                                         step_id="rebuild-restore", params=params))
-    return StepOutcome(
-        ok=new.state in ("pending", "running"),
-        headline=f"Replacement {new.instance_id} launched from {ami}",
-        lines=lines, buttons=buttons,
-        result={**new.to_dict(), "backups": [
-            {"id": b.backup_id, "source": b.source, "volume_id": b.volume_id,
-             "device": b.device, "created": b.created.isoformat(),
-             "before_compromise": b.before_compromise} for b in backups]},
-        incident_status=IncidentStatus.RECOVERED.value,
-    )
+    return backups, lines, buttons
+
+
+def check_backups_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Accept hours_before=1|6|24|72|168|720."""
+    if set(params) != {"hours_before"} or params["hours_before"] not in {
+            "1", "6", "24", "72", "168", "720"}:
+        raise ValueError("pick how long before the incident the compromise began")
+    return dict(params)
+
+
+def run_backups(ctx: StepContext) -> StepOutcome:
+    """List the backups again against an earlier compromise time."""
+    hours = int(ctx.params["hours_before"])
+    record, _ = describe_instance_raw(ctx.aws, ctx.log, ctx.incident.instance_id)
+    cutoff = aware(ctx.incident.opened_at) - timedelta(hours=hours)
+    backups, lines, buttons = _backups(ctx, record, cutoff,
+                                       f"{hours} h before the incident opened, as you said")
+    clean = sum(1 for b in backups if b.before_compromise)
+    return StepOutcome(ok=True, headline=f"{clean} of {len(backups)} backups are from before "
+                       f"{cutoff:%Y-%m-%d %H:%M} UTC", lines=lines, buttons=buttons,
+                       result={"backups": _listed(backups), "cutoff": cutoff.isoformat()})
 
 
 def check_restore_params(params: Mapping[str, str]) -> dict[str, str]:
@@ -132,7 +183,11 @@ def run_restore(ctx: StepContext) -> StepOutcome:
     """Restore one of the listed snapshots onto the replacement."""
     rebuild = ctx.facts.runs["rebuild"].result
     snapshot_id = ctx.params["snapshot"]
-    listed = {b["id"]: b for b in rebuild.get("backups", [])}
+    # The latest listing decides (a later, earlier cutoff re-marks what is clean).
+    listing = ctx.facts.runs.get("rebuild-backups")
+    source = (listing.result if listing is not None
+              and listing.state == StepState.SUCCEEDED.value else rebuild)
+    listed = {b["id"]: b for b in source.get("backups", [])}
     backup = listed.get(snapshot_id)
     if backup is None:
         return StepOutcome(ok=False, headline=f"{snapshot_id} is not one of this incident's "
@@ -180,6 +235,20 @@ REBUILD = Step(
                            "incident (set IRBOT_GOLDEN_AMI to skip this question)",
                       pattern=AMI.pattern),
     question_config="golden_ami",
+)
+BACKUPS = Step(
+    id="rebuild-backups",
+    label="List backups before an earlier time",
+    title="List the data backups against an earlier compromise time",
+    summary=("Lists the data volumes' backups again against a compromise time the responder "
+             "gives (hours before the incident opened), with Restore buttons. Read-only."),
+    running_text="Listing backups…",
+    run=run_backups,
+    permissions=("ec2:DescribeInstances", "ec2:DescribeSnapshots",
+                 "backup:ListRecoveryPointsByResource"),
+    missing=rebuilt,
+    repeatable=True,
+    check_params=check_backups_params,
 )
 RESTORE = Step(
     id="rebuild-restore",

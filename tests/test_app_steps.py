@@ -269,6 +269,26 @@ def test_rebuild_launches_a_hardened_replacement_and_restores_clean_data(
     assert attached[0]["InstanceId"] == new_id
     assert deps.engine.open_incidents()[0].status == "recovered"
 
+    # The responder says the compromise began a day earlier: the nightly snapshot is now
+    # after it, and restoring it takes the button that says so.
+    select = next(e for b in result["blocks"] if b["type"] == "actions"
+                  for e in b["elements"] if e["type"] == "static_select")
+    _select(driver, result_ts, select, "1 day before")
+    (listing,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "0 of 1 backups"))
+    assert "AFTER THE COMPROMISE" in blocks_text(listing)
+    late = buttons(listing)["step:rebuild-restore"]
+    assert late["text"]["text"].startswith("⚠") and '"after_compromise":"1"' in late["value"]
+    listing_ts = next(k[1] for k, m in driver.slack.messages.items()
+                      if m.get("thread_ts") == ts and "0 of 1 backups" in m.get("text", ""))
+    driver.click("step:rebuild-restore", message_ts=listing_ts, user=BOB, button={
+        **late, "value": late["value"].replace(',"after_compromise":"1"', "")})
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "was taken after the compromise"))
+    driver.click("step:rebuild-restore", message_ts=listing_ts, user=BOB, button=late)
+    (warned,) = driver.slack.wait_for(lambda: [
+        m for m in _thread_has(driver, ts, f"restored from {clean}")
+        if "AFTER the compromise" in blocks_text(m)] or None)
+    assert warned
+
 
 def _select(driver: SlackDriver, message_ts: str, select: dict[str, Any], label: str,
             user: str = ALICE) -> None:
