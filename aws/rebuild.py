@@ -4,6 +4,7 @@ and profile; the backups taken before the compromise; restoring one onto the rep
 from __future__ import annotations
 
 import functools
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -113,6 +114,18 @@ class Backup:
     device: str
     created: datetime
     before_compromise: bool
+
+    @property
+    def snapshot_id(self) -> str:
+        """The EBS snapshot to restore from ("" when it cannot be restored as a volume).
+
+        AWS Backup keeps EBS recovery points as EBS snapshots in the account, so those
+        restore the same way as a plain snapshot.
+        """
+        if self.source == "ebs":
+            return self.backup_id
+        match = re.search(r":snapshot/(snap-[0-9a-f]+)$", self.backup_id)
+        return match.group(1) if match else ""
 
 
 def data_backups(aws: Aws, log: CallLog, *, volumes: list[dict[str, str]],

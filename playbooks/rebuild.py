@@ -105,8 +105,8 @@ EARLIER = StepChoice(
 
 
 def _listed(backups: list[Backup]) -> list[dict[str, Any]]:
-    return [{"id": b.backup_id, "source": b.source, "volume_id": b.volume_id,
-             "device": b.device, "created": b.created.isoformat(),
+    return [{"id": b.backup_id, "snapshot_id": b.snapshot_id, "source": b.source,
+             "volume_id": b.volume_id, "device": b.device, "created": b.created.isoformat(),
              "before_compromise": b.before_compromise} for b in backups]
 
 
@@ -129,12 +129,13 @@ def _backups(ctx: StepContext, record: dict[str, Any], compromised_at: datetime,
         lines.append("  none found" if volumes else "  the instance had no data volumes")
     lines += [f"Problem: {p}" for p in problems]
     buttons = []
-    for b in [b for b in backups if b.source == "ebs"][:8]:
-        params = {"snapshot": b.backup_id, "device": b.device}
-        label = f"Restore {b.backup_id} ({b.device})"
+    for b in [b for b in backups if b.snapshot_id][:8]:
+        params = {"snapshot": b.snapshot_id, "device": b.device}
+        origin = " AWS Backup" if b.source == "aws-backup" else ""
+        label = f"Restore{origin} {b.snapshot_id} ({b.device})"
         if not b.before_compromise:
             params["after_compromise"] = "1"
-            label = f"⚠ Restore {b.backup_id} (AFTER the compromise)"
+            label = f"⚠ Restore{origin} {b.snapshot_id} (AFTER the compromise)"
         if DEVICE.match(b.device):
             buttons.append(ActionButton(label=label, action="", value="",
                                         step_id="rebuild-restore", params=params))
@@ -187,7 +188,7 @@ def run_restore(ctx: StepContext) -> StepOutcome:
     listing = ctx.facts.runs.get("rebuild-backups")
     source = (listing.result if listing is not None
               and listing.state == StepState.SUCCEEDED.value else rebuild)
-    listed = {b["id"]: b for b in source.get("backups", [])}
+    listed = {b["snapshot_id"]: b for b in source.get("backups", []) if b.get("snapshot_id")}
     backup = listed.get(snapshot_id)
     if backup is None:
         return StepOutcome(ok=False, headline=f"{snapshot_id} is not one of this incident's "

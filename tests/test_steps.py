@@ -208,3 +208,30 @@ def test_lateral_marks_the_peers_flow_logs_saw(clients: dict[str, Any], world: W
     assert "traffic from it (port 445, 9 flows)" in row[4]
     assert outcome.buttons and peer["InstanceId"] in outcome.buttons[0].value
     assert outcome.artifacts[0].kind == "lateral-movement"
+
+
+def test_aws_backup_recovery_points_are_listed_and_restorable(clients: dict[str, Any],
+                                                              world: World) -> None:
+    from aws.rebuild import data_backups
+
+    ec2 = clients["ec2"]
+    volume = world.volume_ids[1]
+    snap = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    aws = _aws()
+    backup = boto3.client("backup", region_name="us-east-1")
+    stub = Stubber(backup)
+    aws.set_client("backup", backup)
+    arn = f"arn:aws:ec2:us-east-1::snapshot/{snap}"
+    stub.add_response("list_recovery_points_by_resource", {"RecoveryPoints": [
+        {"RecoveryPointArn": arn, "CreationDate": datetime(2026, 12, 1, tzinfo=UTC),
+         "Status": "COMPLETED"}]},
+        {"ResourceArn": f"arn:aws:ec2:us-east-1:123456789012:volume/{volume}"})
+    with stub:
+        found, problems = data_backups(aws, CallLog(), volumes=[
+            {"volume_id": volume, "device": "/dev/sdf"}],
+            compromised_at=datetime(2026, 12, 2, tzinfo=UTC), account_id="123456789012")
+    assert problems == []
+    (point,) = [b for b in found if b.source == "aws-backup"]
+    assert point.snapshot_id == snap and point.before_compromise
+    (plain_snap,) = [b for b in found if b.source == "ebs"]
+    assert not plain_snap.before_compromise  # taken now, after the given compromise time
