@@ -149,17 +149,8 @@ def _approval_id(raw: object) -> int:
     return approval
 
 
-@dataclass(frozen=True)
-class ReasonSubmission:
-    approval_id: int
-    denial: bool
-    reason: str
-    user_id: str
-
-
-def parse_reason_submission(body: dict[str, Any], block_id: str,
-                            action_id: str) -> ReasonSubmission:
-    """Validate the reason modal's submission."""
+def _submission(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Return a modal submission's user id, view and private metadata, all checked."""
     user_id = str((body.get("user") or {}).get("id", ""))
     if not _USER_ID.match(user_id):
         raise BadInput("The submission carries no valid Slack user.")
@@ -172,6 +163,21 @@ def parse_reason_submission(body: dict[str, Any], block_id: str,
         raise BadInput("The submission's metadata is not valid.") from None
     if not isinstance(meta, dict):
         raise BadInput("The submission's metadata is not valid.")
+    return user_id, view, meta
+
+
+@dataclass(frozen=True)
+class ReasonSubmission:
+    approval_id: int
+    denial: bool
+    reason: str
+    user_id: str
+
+
+def parse_reason_submission(body: dict[str, Any], block_id: str,
+                            action_id: str) -> ReasonSubmission:
+    """Validate the reason modal's submission."""
+    user_id, view, meta = _submission(body)
     approval_id = _approval_id(json.dumps({"approval": meta.get("approval")}))
     values = ((view.get("state") or {}).get("values") or {}).get(block_id) or {}
     reason = str((values.get(action_id) or {}).get("value") or "").strip()
@@ -224,16 +230,7 @@ class Answer:
 
 def parse_answer(body: dict[str, Any], find_step: Callable[[str], Any]) -> Answer:
     """Validate a question modal's submission against the step's own question."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    if not _USER_ID.match(user_id):
-        raise BadInput("The submission carries no valid Slack user.")
-    view = body.get("view") or {}
-    try:
-        meta = json.loads(str(view.get("private_metadata") or ""))
-    except ValueError:
-        raise BadInput("The submission's metadata is not valid.") from None
-    if not isinstance(meta, dict):
-        raise BadInput("The submission's metadata is not valid.")
+    user_id, view, meta = _submission(body)
     incident_id, step_id = str(meta.get("incident", "")), str(meta.get("step", ""))
     step = find_step(step_id) if _STEP_ID.match(step_id) else None
     if not _INCIDENT_ID.match(incident_id) or step is None or step.question is None:
