@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from aws.errors import AwsError, from_botocore_error, from_client_error
 
@@ -113,6 +114,10 @@ class Aws:
             mapped = from_botocore_error(exc, operation=operation)
             log.add(_record(service, operation, params, "", False, type(exc).__name__, started))
             raise mapped from exc
+        except ResponseParserError as exc:  # an answer botocore cannot read (an emulator's page)
+            log.add(_record(service, operation, params, "", False, "Unparseable", started))
+            raise AwsError(f"{operation} returned a response that cannot be read",
+                           code="Unparseable", operation=operation) from exc
         except NotImplementedError as exc:  # an emulator without this API (moto)
             log.add(_record(service, operation, params, "", False, "NotImplemented", started))
             raise AwsError(f"{operation} is not implemented here", code="NotImplemented",

@@ -176,3 +176,23 @@ def test_socket_mode_serves_the_same_app(moto_server: str, fake_slack: FakeSlack
             assert server_world.instance_id in blocks_text(root.args)
     finally:
         socket.stop()
+
+
+def test_evidence_capture_through_the_running_server(served: SlackDriver,
+                                                     server_world: World) -> None:
+    """Against moto's server the screenshot API answers with a page botocore cannot parse:
+    it must be reported as not available, and the rest still captured."""
+    _response, name = served.command(f"open {server_world.instance_id} evidence first")
+    served.wait_reply(name, "Opened", timeout=30)
+    ts, _root = served.root()
+    served.click("step:evidence", message_ts=ts)
+    (result,) = served.slack.wait_for(lambda: [
+        m for m in served.slack.thread_messages(CHANNEL, ts)
+        if "Evidence captured" in m.get("text", "")], timeout=60)
+    text = blocks_text(result)
+    assert "console screenshot: not available" in text
+    def files() -> list[dict[str, Any]]:
+        return [f for f in served.slack.files.values() if f.get("thread_ts") == ts]
+
+    uploaded = served.slack.wait_for(lambda: len(files()) >= 2 and files())
+    assert {f["filename"].rsplit("-", 2)[1] for f in uploaded} >= {"metadata", "console"}
