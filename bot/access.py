@@ -71,6 +71,10 @@ class SlackAccess:
         """True when the user may approve another person's request."""
         return self._member(user, self.approvers)
 
+    def has_approvers(self) -> bool:
+        """True when anyone at all may approve."""
+        return bool(self.approvers)
+
     def quick_is_responder(self, user: str) -> bool | None:
         """Answer from memory only (for an ack); None when a group must be fetched."""
         if self.allow_everyone or user in self.responders:

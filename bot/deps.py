@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,13 +35,15 @@ class Deps:
     access: SlackAccess
 
 
+log = logging.getLogger(__name__)
+
 # Steps that wait for a second person unless IRBOT_APPROVAL_REQUIRED says otherwise; the
 # ones the playbook does not have (yet) are skipped.
 DEFAULT_APPROVAL_STEPS = ("revoke-credentials", "terminate", "rebuild", "release")
 
 
 def approval_policy(settings: Settings, playbook: Playbook) -> frozenset[str]:
-    """Return the step ids that need approval; refuse unknown steps or no approvers."""
+    """Return the step ids that need approval; refuse unknown steps, warn of no approvers."""
     known = {step.id for step in playbook}
     if settings.approval_required is None:
         gated = frozenset(s for s in DEFAULT_APPROVAL_STEPS if s in known)
@@ -52,9 +55,9 @@ def approval_policy(settings: Settings, playbook: Playbook) -> frozenset[str]:
                 f"(steps: {', '.join(sorted(known))}; or 'none')")
         gated = frozenset(settings.approval_required)
     if gated and not settings.approvers:
-        raise SettingsError(
-            f"IRBOT_APPROVERS is empty but {', '.join(sorted(gated))} need approval: list "
-            "who may approve (U... or S... ids)")
+        # Containment must still work: these steps are refused with this reason instead.
+        log.warning("IRBOT_APPROVERS is empty: %s need approval and will be refused until "
+                    "approvers are listed (U... or S... ids)", ", ".join(sorted(gated)))
     return gated
 
 

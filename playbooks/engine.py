@@ -283,6 +283,11 @@ class Engine:
             return Refused(f"{step.label} cannot run now. It needs "
                            + "; ".join(missing) + ".")
         gated = self.needs_approval(step)
+        if gated and not self.access.has_approvers():
+            self.record(action="step.request", actor=actor, outcome="refused",
+                        incident_id=incident_id, step_id=step_id, detail="no approvers")
+            return Refused(f"{step.label} needs a second person's approval, but no approvers "
+                           "are configured: list them in IRBOT_APPROVERS.")
         audit.append(self.sessions, action="step.request", actor=actor, outcome="accepted",
                      incident_id=incident_id, step_id=step_id, params=clean,
                      detail="needs approval" if gated else "")

@@ -146,6 +146,9 @@ class Access(Protocol):
     def is_approver(self, user: str) -> bool:
         """True when the user may approve another person's request."""
 
+    def has_approvers(self) -> bool:
+        """True when anyone at all may approve."""
+
 
 class Notifier(Protocol):
     """How the engine reports to people; bot/ implements it for Slack."""

@@ -368,3 +368,15 @@ def test_rebuild_asks_for_the_golden_ami_when_none_is_set(
     _approve(driver, ts, "Rebuild", BOB)
     (result,) = driver.slack.wait_for(lambda: _thread_has(driver, ts, "Replacement i-"))
     assert f"launched from {golden}" in result["text"]
+
+
+def test_gated_steps_are_refused_when_nobody_may_approve(driver: SlackDriver, deps: Deps,
+                                                         world: World,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setattr(deps.access, "approvers", ())
+    ts, _root = open_incident(driver, world)
+    _resp, name = driver.click("step:revoke-credentials", message_ts=ts)
+    assert "no approvers are configured" in driver.wait_reply(name, "IRBOT_APPROVERS")
+    driver.click("step:isolate", message_ts=ts)  # containment is not gated: it runs
+    driver.slack.wait_for(lambda: _thread_has(driver, ts, "is isolated"))

@@ -118,9 +118,9 @@ def test_approval_policy_is_checked_against_the_playbook() -> None:
     from bot.deps import approval_policy
     from playbooks.catalog import EC2_COMPROMISE
 
-    with pytest.raises(SettingsError,
-                       match="IRBOT_APPROVERS is empty but rebuild, release, revoke"):
-        approval_policy(load_settings(GOOD), EC2_COMPROMISE)
+    # Without approvers the gated steps are refused at request time; start-up goes on so
+    # that containment still works.
+    assert "terminate" in approval_policy(load_settings(GOOD), EC2_COMPROMISE)
     with_approvers = load_settings({**GOOD, "IRBOT_APPROVERS": "U0BOB"})
     assert approval_policy(with_approvers, EC2_COMPROMISE) == frozenset(
         {"revoke-credentials", "terminate", "release", "rebuild"})
@@ -128,9 +128,6 @@ def test_approval_policy_is_checked_against_the_playbook() -> None:
                            EC2_COMPROMISE) == frozenset()
     with pytest.raises(SettingsError, match="unknown steps nuke"):
         approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "nuke"}),
-                        EC2_COMPROMISE)
-    with pytest.raises(SettingsError, match="IRBOT_APPROVERS is empty"):
-        approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "isolate"}),
                         EC2_COMPROMISE)
     gated = approval_policy(load_settings({**GOOD, "IRBOT_APPROVAL_REQUIRED": "isolate",
                                            "IRBOT_APPROVERS": "U0BOB"}), EC2_COMPROMISE)
