@@ -39,7 +39,7 @@ def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...
             if quick_is_responder(str(body.get("user_id", ""))) is False:
                 ack(text=NOT_RESPONDER)
             else:
-                ack(text=f"Opening an incident for `{parsed.instance_id}`…")
+                ack(text=f"Opening an incident for {parsed.instance_id}…")
         else:
             ack()
 

@@ -46,7 +46,8 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
-NOT_RESPONDER = "You are not a responder for irbot. Ask an admin to add you to IRBOT_RESPONDERS."
+NOT_RESPONDER = ("Sorry, you are not a responder for irbot. Ask an admin to add you to "
+                 "IRBOT_RESPONDERS.")
 POLICY_ACTOR = "policy"  # automated containment (GuardDuty policy), not a person
 
 
@@ -695,10 +696,11 @@ class Engine:
 def _busy_reason(step: Step, run: StepRun) -> str:
     who = f"<@{run.requested_by}>"
     if run.state == StepState.SUCCEEDED.value:
-        return f"{step.label} is already done: by {who} at {when(run.finished_at)}."
+        return f"{step.label} was already done by {who} at {when(run.finished_at)}."
     if run.state == StepState.RUNNING.value:
-        return f"{step.label} is already running: started by {who} at {when(run.started_at)}."
-    return f"{step.label} is already {run.state.replace('_', ' ')}: asked by {who}."
+        return (f"{step.label} is already running (started by {who} at "
+                f"{when(run.started_at)}).")
+    return f"{step.label} is already {run.state.replace('_', ' ')} (asked by {who})."
 
 
 def when(value: datetime | None) -> str:

@@ -139,7 +139,7 @@ def open_incident(driver: SlackDriver, world: World, reason: str = "GuardDuty C&
           ) -> tuple[str, dict[str, Any]]:
     response, name = driver.command(f"open {world.instance_id} {reason}")
     assert response.status_code == 200
-    assert f"Opening an incident for `{world.instance_id}`" in response.text
+    assert f"Opening an incident for {world.instance_id}" in response.text
     driver.wait_reply(name, "Opened")
     return driver.root()
 

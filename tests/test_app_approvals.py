@@ -67,7 +67,7 @@ def _click_approval(driver: SlackDriver, approval_ts: str, action: str, user: st
 def test_non_responder_command_and_click_are_refused(driver: SlackDriver, deps: Deps,
                                                      world: World) -> None:
     response, name = driver.command(f"open {world.instance_id}", user=MALLORY)
-    assert "You are not a responder for irbot" in response.text
+    assert "you are not a responder for irbot" in response.text
     driver.slack.wait_for(lambda: any(r.action == "incident.open" and r.outcome == "denied"
                                       for r in _rows(deps)))
     assert deps.engine.open_incidents() == []

@@ -74,7 +74,7 @@ def test_second_click_runs_nothing_and_says_who(driver: SlackDriver, world: Worl
     from tests.signing import buttons
     stale = buttons(root)["step:isolate"]  # Bob clicks the button on his stale copy
     _resp, name = driver.click("step:isolate", message_ts=ts, user=BOB, button=stale)
-    reply = driver.wait_reply(name, "already done")
+    reply = driver.wait_reply(name, "already done by")
     assert f"<@{ALICE}>" in reply and "Nothing was run" in reply
     with deps.sessions() as session:
         assert session.query(StepRun).count() == 1

@@ -220,7 +220,7 @@ def test_harden_fixes_the_instance_and_offers_the_vpc_fixes(
     assert options["HttpTokens"] == "required"
     # Offered steps run once, like any other.
     _resp, name = driver.click("step:harden-ssh", message_ts=result_ts, user=ALICE)
-    assert "already done" in driver.wait_reply(name, "already")
+    assert "already done by" in driver.wait_reply(name, "already")
 
 
 def test_rebuild_launches_a_hardened_replacement_and_restores_clean_data(
