@@ -72,7 +72,7 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
         waiting = engine.approvals_waiting_for(user)
         approval_links = {a.id: deps.notifier.permalink(a.channel_id, a.message_ts)
                           for a in waiting if a.channel_id and a.message_ts}
-        return blocks.home_view(user, mine, links, waiting, approval_links)
+        return blocks.home_view(mine, links, waiting, approval_links)
 
     home.register(bolt, home_view=home_view)
     return bolt

@@ -305,7 +305,7 @@ def status_text(incidents: Sequence[Incident], links: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def home_view(user: str, incidents: Sequence[Incident], links: dict[str, str],
+def home_view(incidents: Sequence[Incident], links: dict[str, str],
               waiting: Sequence[Approval], approval_links: dict[int, str]) -> dict[str, Any]:
     """Return the Home tab: the viewer's open incidents and the approvals waiting for them."""
     lines = [f"*Approvals waiting for you ({len(waiting)})*"]
