@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.ids import ActionId, BlockId, ViewId
+from playbooks.findings import severity_label
 from playbooks.model import IncidentView, Question, Step, StepOutcome
 from storage.approvals import aware
 from storage.models import Approval, ApprovalState, Incident, StepRun, StepState
@@ -151,6 +152,23 @@ def _headline(run: StepRun) -> str:
     return str(run.result.get("headline", "")) if run.result else ""
 
 
+def findings_section(view: IncidentView) -> list[Block]:
+    """Return the root message's list of GuardDuty findings (none: no block)."""
+    if not view.findings:
+        return []
+    lines = []
+    for f in view.findings[:15]:
+        sample = "[sample] " if f.raw.get("service", {}).get("additionalInfo", {}).get(
+            "sample") in (True, "true") else ""
+        seen = f", seen {f.count} times" if f.count > 1 else ""
+        last = f", last {when(f.last_seen)}" if f.last_seen else ""
+        lines.append(f"• {sample}`{escape(f.type)}` {severity_label(f.severity)} "
+                     f"{f.severity:g}{seen}{last}: {escape(str(f.raw.get('title', '')))}")
+    if len(view.findings) > 15:
+        lines.append(f"…and {len(view.findings) - 15} more")
+    return [{"type": "section", "text": mrkdwn("*GuardDuty findings*\n" + "\n".join(lines))}]
+
+
 def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Return the incident's root message: summary, who and why, checklist, buttons."""
     incident = view.incident
@@ -162,6 +180,7 @@ def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dic
             f"Opened by {mention(incident.opened_by)} at {when(incident.opened_at)}"
             + (f" · Reason: {escape(incident.reason)}" if incident.reason else "")
         )]},
+        *findings_section(view),
         {"type": "divider"},
         {"type": "section", "block_id": BlockId.CHECKLIST.value, "text": mrkdwn(
             "*Playbook*\n" + "\n".join(

@@ -44,6 +44,7 @@ class Settings:
     snapshot_poll_seconds: int = 30
     ssm_wait_seconds: int = 120
     golden_ami: str = ""
+    min_severity: float = 4.0
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -161,7 +162,20 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     golden = env.get("IRBOT_GOLDEN_AMI", "").strip()
     if golden and not re.fullmatch(r"ami-[0-9a-f]{8,17}", golden):
         raise SettingsError(f"IRBOT_GOLDEN_AMI must be an AMI id (ami-...), not {golden!r}")
+    severity_text = env.get("IRBOT_MIN_SEVERITY", "").strip() or "4.0"
+    try:
+        min_severity = float(severity_text)
+    except ValueError:
+        min_severity = -1.0
+    if not 0.0 <= min_severity <= 10.0:
+        raise SettingsError("IRBOT_MIN_SEVERITY must be a number from 0 to 10, not "
+                            f"{severity_text!r}")
+    intake = env.get("IRBOT_INTAKE_TOKEN", "").strip()
+    if intake and (_PLACEHOLDER.match(intake) or len(intake) < 16):
+        raise SettingsError("IRBOT_INTAKE_TOKEN must be a random secret of 16 characters or "
+                            "more (it guards POST /aws/guardduty)")
     return Settings(
+        min_severity=min_severity,
         golden_ami=golden,
         ssm_wait_seconds=int(ssm_wait),
         evidence_bucket=bucket,

@@ -97,6 +97,10 @@ class SlackNotifier:
         self._call("views.open", trigger_id=trigger_id,
                    view=blocks.reason_modal(approval, step, denial=denial))
 
+    def post_notice(self, text: str) -> None:
+        """Post a notice in the incident channel, outside any thread."""
+        self._call("chat.postMessage", channel=self.channel, text=text, unfurl_links=False)
+
     def ask(self, trigger_id: str, channel: str, incident_id: str, step: Step,
             question: Question) -> None:
         """Open the modal asking for a value the step needs."""

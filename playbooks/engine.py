@@ -19,6 +19,7 @@ from aws.evidence_store import put_evidence
 from aws.instances import InstanceSummary, summarize
 from aws.session import AwsFactory, CallLog, CallRecord, Identity
 from playbooks.catalog import Playbook
+from playbooks.findings import FindingIn, severity_label
 from playbooks.model import (
     Access,
     Artifact,
@@ -31,7 +32,7 @@ from playbooks.model import (
     StepContext,
     StepOutcome,
 )
-from storage import approvals, audit, evidence, incidents, steps
+from storage import approvals, audit, evidence, findings, incidents, steps
 from storage.approvals import aware
 from storage.incidents import IncidentExists
 from storage.models import (
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 NOT_RESPONDER = ("Sorry, you are not a responder for irbot. Ask an admin to add you to "
                  "IRBOT_RESPONDERS.")
 POLICY_ACTOR = "policy"  # automated containment (GuardDuty policy), not a person
+GUARDDUTY_ACTOR = "guardduty"  # incidents opened by a finding
+MACHINE_ACTORS = (POLICY_ACTOR, GUARDDUTY_ACTOR)
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,9 @@ class Engine:
             return None
         runs = steps.latest_runs(self.sessions, incident_id=incident_id)
         return IncidentView(incident=incident, steps=self.playbook.steps, runs=runs,
-                            offered=self.playbook.offered)
+                            offered=self.playbook.offered,
+                            findings=findings.findings_of(self.sessions,
+                                                          incident_id=incident_id))
 
     def open_incidents(self) -> list[Incident]:
         """Return the incidents that are not closed."""
@@ -493,6 +498,58 @@ class Engine:
                 waiting.append(approval)
         return waiting
 
+    def ingest_finding(self, finding: FindingIn, *, min_severity: float) -> str:
+        """Record a finding and open (or add to) its instance's incident; say what happened."""
+        row, before = findings.upsert_finding(
+            self.sessions, finding_id=finding.id, type=finding.type, severity=finding.severity,
+            count=finding.count, first_seen=finding.first_seen, last_seen=finding.last_seen,
+            raw=finding.raw)
+        label = (f"{'[sample] ' if finding.sample else ''}{finding.type} "
+                 f"({severity_label(finding.severity)} {finding.severity:g})")
+        skip = ("archived" if finding.archived else
+                f"severity {finding.severity:g} is below {min_severity:g}"
+                if finding.severity < min_severity else "")
+        if skip:
+            audit.append(self.sessions, action="finding.ignored", actor=GUARDDUTY_ACTOR,
+                         outcome="ignored", params={"finding_id": finding.id}, detail=skip)
+            return f"ignored: {skip}"
+        if not finding.instance_id:
+            if before is None:
+                self.notifier.post_notice(
+                    f":mag: GuardDuty {label} on {finding.resource_type or 'a resource'} in "
+                    f"{finding.account_id}/{finding.region}: {finding.title}\nNot about an EC2 "
+                    "instance, so no EC2 steps apply.")
+            audit.append(self.sessions, action="finding.notice", actor=GUARDDUTY_ACTOR,
+                         outcome="noticed", params={"finding_id": finding.id},
+                         detail=finding.title)
+            return "posted as a notice (not about an EC2 instance)"
+        existing = incidents.live_incident_for_instance(self.sessions,
+                                                        instance_id=finding.instance_id)
+        if existing is None:
+            opened = self.open_incident(instance_id=finding.instance_id,
+                                        actor=GUARDDUTY_ACTOR, region=finding.region,
+                                        reason=f"GuardDuty {label}: {finding.title}")
+            if isinstance(opened, OpenFailed):
+                self.notifier.post_notice(f":warning: GuardDuty {label} for "
+                                          f"{finding.instance_id} ({finding.account_id}/"
+                                          f"{finding.region}): {opened.message}")
+                return f"not opened: {opened.message}"
+            existing = opened.incident
+        findings.link(self.sessions, finding_id=finding.id, incident_id=existing.id)
+        audit.append(self.sessions, action="finding.linked", actor=GUARDDUTY_ACTOR,
+                     outcome="linked", incident_id=existing.id,
+                     params={"finding_id": finding.id, "count": row.count,
+                             "severity": finding.severity, "type": finding.type},
+                     detail=finding.title)
+        view = self.view(existing.id)
+        # A re-sent finding is news only when it was seen more often since.
+        if view is not None and (before is None or row.count > before):
+            seen = f", seen {finding.count} times" if finding.count > 1 else ""
+            self.notifier.post_in_thread(view, f":mag: GuardDuty {label}{seen}: "
+                                         f"{finding.title}")
+        self.refresh_root(existing.id)
+        return f"added to {existing.id}"
+
     def close_incident(self, *, incident_id: str, actor: str,
                        summary: str = "") -> Closed | Refused:
         """Close the incident: final status, and a summary of what was done and by whom."""
@@ -554,7 +611,7 @@ class Engine:
 
     def _responder(self, actor: str, *, action: str, incident_id: str | None = None,
                    step_id: str | None = None, detail: str = "") -> bool:
-        if actor == POLICY_ACTOR or self.access.is_responder(actor):
+        if actor in MACHINE_ACTORS or self.access.is_responder(actor):
             return True
         self.record(action=action, actor=actor, outcome="denied", incident_id=incident_id,
                     step_id=step_id, detail=f"not a responder {detail}".strip())

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from aws.plans import PlannedCall
 from aws.session import Aws, CallLog
-from storage.models import Approval, Incident, StepRun
+from storage.models import Approval, Finding, Incident, StepRun
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ class IncidentView:
     steps: tuple[Step, ...]
     runs: dict[str, StepRun]
     offered: tuple[Step, ...] = ()
+    findings: list[Finding] = field(default_factory=list)
 
 
 class Access(Protocol):
@@ -165,6 +166,9 @@ class Notifier(Protocol):
 
     def post_in_thread(self, view: IncidentView, text: str) -> None:
         """Post a plain notice in the incident thread."""
+
+    def post_notice(self, text: str) -> None:
+        """Post a notice in the incident channel, outside any thread."""
 
     def attach_file(self, view: IncidentView, artifact: Artifact, sha256: str) -> bool:
         """Attach an artifact to the incident thread as a file; True if it went."""

@@ -1,0 +1,113 @@
+"""POST /aws/guardduty: findings as EventBridge delivers them open (or add to) incidents."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.deps import Deps
+from storage.models import Finding
+from tests.aws_world import World
+from tests.harness import CHANNEL, SlackDriver, blocks_text
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "guardduty"
+if not FIXTURES.exists():  # CI clones the repo beside a copy of shared/
+    FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "guardduty"
+TOKEN = "intake-token-0123456789abcdef"
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.skip(f"fixture {name} is not beside the repository")
+    return dict(json.loads(path.read_text()))
+
+
+@pytest.fixture
+def app_extra_env() -> dict[str, str]:
+    return {"IRBOT_INTAKE_TOKEN": TOKEN}
+
+
+def _ec2_event(world: World, *, finding_id: str = "f-1", count: int = 1,
+               severity: float = 8.0) -> dict[str, Any]:
+    event = copy.deepcopy(_fixture("cloud-custodian_ec2-duty-event_eventbridge-envelope.json"))
+    detail = event["detail"]
+    detail["id"] = finding_id
+    detail["accountId"] = "123456789012"
+    detail["severity"] = severity
+    detail["resource"]["instanceDetails"]["instanceId"] = world.instance_id
+    detail["service"]["count"] = count
+    return event
+
+
+def _post(driver: SlackDriver, body: Any, token: str = TOKEN) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return driver.http.post("/aws/guardduty", content=raw, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+
+def test_intake_refuses_what_is_not_a_finding(driver: SlackDriver, world: World) -> None:
+    assert _post(driver, {"a": 1}, token="wrong-token").status_code == 401
+    assert driver.http.post("/aws/guardduty", content=b"{}").status_code == 401
+    bad_json = _post(driver, b"{not json")
+    assert bad_json.status_code == 400 and "malformed JSON" in bad_json.json()["error"]
+    shape = _post(driver, {"detail-type": "EC2 Instance State-change", "detail": {}})
+    assert shape.status_code == 400 and "GuardDuty Finding" in shape.json()["error"]
+    no_instance = _ec2_event(world)
+    no_instance["detail"]["resource"]["instanceDetails"]["instanceId"] = "sg-123"
+    assert _post(driver, no_instance).status_code == 400
+    assert _post(driver, b"[" + b"1," * 140_000 + b"1]").status_code == 413
+    assert driver.slack.calls_to("chat.postMessage") == []
+
+
+def test_a_finding_opens_one_incident_and_resends_go_to_its_thread(
+        driver: SlackDriver, deps: Deps, world: World) -> None:
+    accepted = _post(driver, _ec2_event(world))
+    assert accepted.status_code == 202 and accepted.json()["status"] == "accepted"
+    ts, root = driver.wait_root()
+    text = blocks_text(root)
+    assert world.instance_id in text and "Backdoor:EC2/C\\u0026CActivity.B!DNS" not in text
+    assert "Backdoor:EC2/C&amp;CActivity.B!DNS" in text and "High 8" in text
+    assert "[sample]" in text and "step:isolate" in text
+    (incident,) = deps.engine.open_incidents()
+    assert incident.opened_by == "guardduty"
+
+    assert _post(driver, _ec2_event(world, count=3)).status_code == 202
+    driver.slack.wait_for(lambda: any("seen 3 times" in m.get("text", "")
+                                      for m in driver.slack.thread_messages(CHANNEL, ts)))
+    assert _post(driver, _ec2_event(world, finding_id="f-2", severity=5.0)).status_code == 202
+    driver.slack.wait_for(lambda: "Medium 5" in blocks_text(driver.root()[1]))
+    assert len(deps.engine.open_incidents()) == 1
+    with deps.sessions() as session:
+        rows = {f.id: f for f in session.query(Finding)}
+    assert rows["f-1"].count == 3 and rows["f-1"].incident_id == incident.id
+    assert rows["f-2"].incident_id == incident.id
+
+
+def test_noise_and_non_ec2_findings(driver: SlackDriver, deps: Deps, world: World) -> None:
+    low = _post(driver, _ec2_event(world, finding_id="f-low", severity=2.0))
+    assert low.status_code == 202 and "below IRBOT_MIN_SEVERITY" in low.json()["reason"]
+    archived = _ec2_event(world, finding_id="f-arch")
+    archived["detail"]["service"]["archived"] = True
+    assert _post(driver, archived).json()["reason"] == "archived"
+    iam = _fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json")
+    iam["detail"]["severity"] = 5
+    assert _post(driver, iam).status_code == 202
+    notice = driver.slack.wait_for(lambda: driver.slack.calls_to("chat.postMessage"))
+    assert "Not about an EC2 instance" in notice[0].args["text"]
+    assert "thread_ts" not in notice[0].args
+    assert deps.engine.open_incidents() == []
+
+
+def test_a_bare_finding_is_accepted_too(driver: SlackDriver, deps: Deps, world: World) -> None:
+    finding = _fixture("aws-samples_automated-response_guardduty_ec2_event.json")
+    finding["accountId"] = "123456789012"
+    finding["severity"] = 7
+    finding["resource"]["instanceDetails"]["instanceId"] = world.instance_id
+    assert _post(driver, finding).status_code == 202
+    driver.wait_root()
+    assert deps.engine.open_incidents()[0].instance_id == world.instance_id
