@@ -312,8 +312,10 @@ class Engine:
         """Return what the incident has so far (latest runs, evidence kinds)."""
         kinds = frozenset(e.kind for e in evidence.evidence_for(self.sessions,
                                                                  incident_id=incident_id))
+        seen = [aware(f.first_seen) for f in findings.findings_of(
+            self.sessions, incident_id=incident_id) if f.first_seen is not None]
         return Facts(runs=steps.latest_runs(self.sessions, incident_id=incident_id),
-                     evidence_kinds=kinds)
+                     evidence_kinds=kinds, first_finding_at=min(seen) if seen else None)
 
     def _missing(self, incident: Incident, step: Step, actor: str) -> list[str]:
         """Return what must happen before the step may run (may ask AWS)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws.plans import PlannedCall
@@ -17,6 +18,7 @@ class Facts:
 
     runs: dict[str, StepRun]
     evidence_kinds: frozenset[str]
+    first_finding_at: datetime | None = None  # when GuardDuty first saw the activity
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,8 @@ def run_rebuild(ctx: StepContext) -> StepOutcome:
     new = launch_replacement(ctx.aws, ctx.log, original=record, image_id=ami, groups=groups,
                              profile_arn=profile, incident_id=ctx.incident.id)
     new.sanitized = copies
-    compromised_at = aware(ctx.incident.opened_at)
-    backups, backup_lines, buttons = _backups(ctx, record, compromised_at,
-                                              "when the incident opened")
+    compromised_at, why = compromise_time(ctx)
+    backups, backup_lines, buttons = _backups(ctx, record, compromised_at, why)
     lines = [
         f"Replacement {new.instance_id} from {ami} in {new.subnet_id} ({new.state})",
         "Security groups: " + ", ".join(groups) + (
@@ -99,7 +98,7 @@ EARLIER = StepChoice(
     placeholder="The compromise began earlier…",
     step_id="rebuild-backups",
     options=[(label, {"hours_before": hours}) for hours, label in (
-        ("1", "1 h before the incident opened"), ("6", "6 h before"), ("24", "1 day before"),
+        ("1", "1 h before"), ("6", "6 h before"), ("24", "1 day before"),
         ("72", "3 days before"), ("168", "7 days before"), ("720", "30 days before"))],
 )
 
@@ -142,6 +141,15 @@ def _backups(ctx: StepContext, record: dict[str, Any], compromised_at: datetime,
     return backups, lines, buttons
 
 
+def compromise_time(ctx: StepContext) -> tuple[datetime, str]:
+    """Return when the compromise began, as far as irbot knows, and why it thinks so."""
+    opened = aware(ctx.incident.opened_at)
+    first = ctx.facts.first_finding_at
+    if first is not None and first < opened:
+        return first, "when GuardDuty first saw the activity"
+    return opened, "when the incident opened"
+
+
 def check_backups_params(params: Mapping[str, str]) -> dict[str, str]:
     """Accept hours_before=1|6|24|72|168|720."""
     if set(params) != {"hours_before"} or params["hours_before"] not in {
@@ -154,9 +162,11 @@ def run_backups(ctx: StepContext) -> StepOutcome:
     """List the backups again against an earlier compromise time."""
     hours = int(ctx.params["hours_before"])
     record, _ = describe_instance_raw(ctx.aws, ctx.log, ctx.incident.instance_id)
-    cutoff = aware(ctx.incident.opened_at) - timedelta(hours=hours)
+    known, why = compromise_time(ctx)
+    cutoff = known - timedelta(hours=hours)
     backups, lines, buttons = _backups(ctx, record, cutoff,
-                                       f"{hours} h before the incident opened, as you said")
+                                       f"{hours} h before {why.removeprefix('when ')}, as "
+                                       "you said")
     clean = sum(1 for b in backups if b.before_compromise)
     return StepOutcome(ok=True, headline=f"{clean} of {len(backups)} backups are from before "
                        f"{cutoff:%Y-%m-%d %H:%M} UTC", lines=lines, buttons=buttons,
@@ -242,7 +252,8 @@ BACKUPS = Step(
     label="List backups before an earlier time",
     title="List the data backups against an earlier compromise time",
     summary=("Lists the data volumes' backups again against a compromise time the responder "
-             "gives (hours before the incident opened), with Restore buttons. Read-only."),
+             "gives (hours before the first finding, or the incident's opening), with Restore "
+             "buttons. Read-only."),
     running_text="Listing backups…",
     run=run_backups,
     permissions=("ec2:DescribeInstances", "ec2:DescribeSnapshots",

@@ -235,3 +235,21 @@ def test_aws_backup_recovery_points_are_listed_and_restorable(clients: dict[str,
     assert point.snapshot_id == snap and point.before_compromise
     (plain_snap,) = [b for b in found if b.source == "ebs"]
     assert not plain_snap.before_compromise  # taken now, after the given compromise time
+
+
+def test_compromise_time_is_the_first_finding_when_earlier() -> None:
+    from datetime import timedelta
+
+    from playbooks.rebuild import compromise_time
+
+    opened = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    incident = Incident(id="IR-2026-0001", instance_id="i-12345678", account_id="1" * 12,
+                        region="us-east-1", vpc_id="vpc-1", status="open", opened_by="U1",
+                        reason="", instance={}, opened_at=opened)
+    seen = opened - timedelta(hours=5)
+    with_finding = StepContext(incident=incident, aws=None, log=CallLog(), actor="U1",
+                               facts=Facts(runs={}, evidence_kinds=frozenset(),
+                                           first_finding_at=seen))
+    assert compromise_time(with_finding) == (seen, "when GuardDuty first saw the activity")
+    without = StepContext(incident=incident, aws=None, log=CallLog(), actor="U1")
+    assert compromise_time(without) == (opened, "when the incident opened")
