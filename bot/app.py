@@ -18,7 +18,7 @@ from bot.settings import Settings
 from handlers import actions, commands, home
 from handlers.findings import parse_finding
 from handlers.parsing import BadInput
-from playbooks.findings import FindingIn
+from playbooks.findings import FindingIn, FindingPolicy, skip_reason
 from playbooks.model import Question
 from storage.db import ping
 from storage.models import Approval, Incident
@@ -110,10 +110,14 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
         )
 
     intake = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
+    policy = FindingPolicy(min_severity=settings.min_severity,
+                           include=settings.finding_types_include,
+                           exclude=settings.finding_types_exclude,
+                           non_ec2=settings.non_ec2_findings)
 
     def ingest(finding: FindingIn) -> None:
         try:
-            outcome = deps.engine.ingest_finding(finding, min_severity=settings.min_severity)
+            outcome = deps.engine.ingest_finding(finding, policy=policy)
             log.info("finding %s: %s", finding.id, outcome)
         except Exception:  # the 202 is sent: the log and the audit trail must hear of it
             log.exception("finding %s could not be handled", finding.id)
@@ -138,14 +142,10 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
         except ValueError as exc:  # malformed JSON, or BadInput: never 5xx (no retries)
             reason = str(exc) if isinstance(exc, BadInput) else "malformed JSON"
             return JSONResponse({"error": reason}, status_code=400)
-        intake.submit(ingest, finding)
-        if finding.archived:
-            return JSONResponse({"status": "ignored", "reason": "archived",
-                                 "finding": finding.id}, status_code=202)
-        if finding.severity < settings.min_severity:
-            return JSONResponse({"status": "ignored", "finding": finding.id,
-                                 "reason": f"severity {finding.severity:g} below "
-                                           f"IRBOT_MIN_SEVERITY {settings.min_severity:g}"},
+        intake.submit(ingest, finding)  # ignored ones are recorded too
+        skip = skip_reason(finding, policy)
+        if skip:
+            return JSONResponse({"status": "ignored", "reason": skip, "finding": finding.id},
                                 status_code=202)
         return JSONResponse({"status": "accepted", "finding": finding.id,
                              "instance": finding.instance_id or None,

@@ -45,6 +45,9 @@ class Settings:
     ssm_wait_seconds: int = 120
     golden_ami: str = ""
     min_severity: float = 4.0
+    finding_types_include: tuple[str, ...] = ()
+    finding_types_exclude: tuple[str, ...] = ()
+    non_ec2_findings: str = "notice"
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -69,6 +72,16 @@ def _ids(env: Mapping[str, str], name: str) -> tuple[str, ...]:
             raise SettingsError(f"{name} holds {value!r}: use Slack user ids (U...) or "
                                 "user-group ids (S...), not names")
     return ids
+
+
+def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Parse comma-separated finding type patterns (* and ? wildcards)."""
+    found = tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+    for pattern in found:
+        if not re.fullmatch(r"[A-Za-z0-9:/.!&*?_-]{1,256}", pattern):
+            raise SettingsError(f"{name} holds {pattern!r}, not a finding type pattern like "
+                                "Backdoor:EC2/* or *:EC2/C&CActivity*")
+    return found
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -174,7 +187,15 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     if intake and (_PLACEHOLDER.match(intake) or len(intake) < 16):
         raise SettingsError("IRBOT_INTAKE_TOKEN must be a random secret of 16 characters or "
                             "more (it guards POST /aws/guardduty)")
+    include = _patterns(env, "IRBOT_FINDING_TYPES_INCLUDE")
+    exclude = _patterns(env, "IRBOT_FINDING_TYPES_EXCLUDE")
+    non_ec2 = env.get("IRBOT_NON_EC2_FINDINGS", "").strip().lower() or "notice"
+    if non_ec2 not in ("notice", "ignore"):
+        raise SettingsError(f"IRBOT_NON_EC2_FINDINGS must be notice or ignore, not {non_ec2!r}")
     return Settings(
+        finding_types_include=include,
+        finding_types_exclude=exclude,
+        non_ec2_findings=non_ec2,
         min_severity=min_severity,
         golden_ami=golden,
         ssm_wait_seconds=int(ssm_wait),

@@ -19,7 +19,7 @@ from aws.evidence_store import put_evidence
 from aws.instances import InstanceSummary, summarize
 from aws.session import AwsFactory, CallLog, CallRecord, Identity
 from playbooks.catalog import Playbook
-from playbooks.findings import FindingIn, severity_label
+from playbooks.findings import FindingIn, FindingPolicy, severity_label, skip_reason
 from playbooks.model import (
     Access,
     Artifact,
@@ -500,7 +500,7 @@ class Engine:
                 waiting.append(approval)
         return waiting
 
-    def ingest_finding(self, finding: FindingIn, *, min_severity: float) -> str:
+    def ingest_finding(self, finding: FindingIn, *, policy: FindingPolicy) -> str:
         """Record a finding and open (or add to) its instance's incident; say what happened."""
         row, before = findings.upsert_finding(
             self.sessions, finding_id=finding.id, type=finding.type, severity=finding.severity,
@@ -508,9 +508,7 @@ class Engine:
             raw=finding.raw)
         label = (f"{'[sample] ' if finding.sample else ''}{finding.type} "
                  f"({severity_label(finding.severity)} {finding.severity:g})")
-        skip = ("archived" if finding.archived else
-                f"severity {finding.severity:g} is below {min_severity:g}"
-                if finding.severity < min_severity else "")
+        skip = skip_reason(finding, policy)
         if skip:
             audit.append(self.sessions, action="finding.ignored", actor=GUARDDUTY_ACTOR,
                          outcome="ignored", params={"finding_id": finding.id}, detail=skip)

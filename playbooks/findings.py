@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,3 +40,30 @@ def severity_label(severity: float) -> str:
     return "Low"
 
 
+
+
+@dataclass(frozen=True)
+class FindingPolicy:
+    """Which findings act: minimum severity, type patterns (wildcards), non-EC2 handling."""
+
+    min_severity: float = 4.0
+    include: tuple[str, ...] = ()  # empty: every type
+    exclude: tuple[str, ...] = ()
+    non_ec2: str = "notice"  # or "ignore"
+
+
+def skip_reason(finding: FindingIn, policy: FindingPolicy) -> str:
+    """Return why the finding opens nothing ("" when it acts)."""
+    if finding.archived:
+        return "archived"
+    if finding.severity < policy.min_severity:
+        return (f"severity {finding.severity:g} below IRBOT_MIN_SEVERITY "
+                f"{policy.min_severity:g}")
+    if policy.include and not any(fnmatch.fnmatchcase(finding.type, p)
+                                  for p in policy.include):
+        return "type not in IRBOT_FINDING_TYPES_INCLUDE"
+    if any(fnmatch.fnmatchcase(finding.type, p) for p in policy.exclude):
+        return "type in IRBOT_FINDING_TYPES_EXCLUDE"
+    if not finding.instance_id and policy.non_ec2 == "ignore":
+        return "not about an EC2 instance (IRBOT_NON_EC2_FINDINGS=ignore)"
+    return ""

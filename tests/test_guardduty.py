@@ -111,3 +111,21 @@ def test_a_bare_finding_is_accepted_too(driver: SlackDriver, deps: Deps, world: 
     assert _post(driver, finding).status_code == 202
     driver.wait_root()
     assert deps.engine.open_incidents()[0].instance_id == world.instance_id
+
+
+def test_type_patterns_and_policy() -> None:
+    from handlers.findings import parse_finding
+    from playbooks.findings import FindingPolicy, skip_reason
+
+    event = _fixture("cloud-custodian_ec2-duty-event_eventbridge-envelope.json")
+    finding = parse_finding(event)  # Backdoor:EC2/C&CActivity.B!DNS, severity 5
+    assert skip_reason(finding, FindingPolicy()) == ""
+    assert skip_reason(finding, FindingPolicy(include=("Recon:*",))).startswith("type not in")
+    assert skip_reason(finding, FindingPolicy(include=("Backdoor:EC2/*",))) == ""
+    assert skip_reason(finding, FindingPolicy(exclude=("*C&CActivity*",))).startswith(
+        "type in IRBOT_FINDING_TYPES_EXCLUDE")
+    iam = parse_finding(_fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json"))
+    assert skip_reason(iam, FindingPolicy(min_severity=0, non_ec2="ignore")).startswith(
+        "not about an EC2 instance")
+
+
