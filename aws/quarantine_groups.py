@@ -139,11 +139,15 @@ def _has_rule(permissions: list[dict[str, Any]], wanted: dict[str, Any]) -> bool
     return False
 
 
-def _clean(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep only the fields revoke_* accepts, dropping empty lists."""
+def clean_permission(permission: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the fields authorize_* and revoke_* accept, dropping empty lists."""
     keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds",
             "UserIdGroupPairs")
-    return [{k: v for k, v in p.items() if k in keep and v not in ([], None)} for p in permissions]
+    return {k: v for k, v in permission.items() if k in keep and v not in ([], None)}
+
+
+def _clean(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [clean_permission(p) for p in permissions]
 
 
 _SPECS: dict[str, tuple[str, str, Callable[[Aws, CallLog, dict[str, Any]], bool]]] = {

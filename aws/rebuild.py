@@ -12,6 +12,7 @@ from typing import Any
 
 from aws.errors import AwsError
 from aws.hardening import opens_ssh
+from aws.quarantine_groups import clean_permission
 from aws.session import Aws, CallLog, run_all
 
 
@@ -45,12 +46,6 @@ def _world_ssh(permission: dict[str, Any]) -> dict[str, Any] | None:
     return kept
 
 
-def _clean(permission: dict[str, Any]) -> dict[str, Any]:
-    keep = ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges", "PrefixListIds",
-            "UserIdGroupPairs")
-    return {k: v for k, v in permission.items() if k in keep and v not in ([], None)}
-
-
 def safe_groups(aws: Aws, log: CallLog, *, group_ids: list[str], vpc_id: str,
                 incident_id: str) -> tuple[list[str], dict[str, str]]:
     """Return groups for the replacement: each original group, or a copy of it without the
@@ -74,7 +69,7 @@ def safe_groups(aws: Aws, log: CallLog, *, group_ids: list[str], vpc_id: str,
         copy_id = str(created["GroupId"])
         if kept:
             aws.call(log, "ec2", "authorize_security_group_ingress", GroupId=copy_id,
-                     IpPermissions=[_clean(k) for k in kept])
+                     IpPermissions=[clean_permission(k) for k in kept])
         use.append(copy_id)
         copies[group["GroupId"]] = copy_id
     return use, copies

@@ -455,13 +455,19 @@ class Engine:
                      step_id=approval.step_id,
                      params={"approval_id": approval.id, "requested_by": approval.requested_by},
                      detail=f"not approved by {when(approval.expires_at)}")
-        step = self.playbook.get(approval.step_id)
-        view = self.view(approval.incident_id)
-        fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
-        if view is not None and step is not None and fresh is not None:
-            self.notifier.update_approval(view, step, fresh)
+        self._rerender_approval(approval.id)
         self.refresh_root(approval.incident_id)
         return True
+
+    def _rerender_approval(self, approval_id: int) -> None:
+        """Re-render an approval request from its current state in the database."""
+        fresh = approvals.get_approval(self.sessions, approval_id=approval_id)
+        if fresh is None:
+            return
+        step = self.playbook.get(fresh.step_id)
+        view = self.view(fresh.incident_id)
+        if view is not None and step is not None:
+            self.notifier.update_approval(view, step, fresh)
 
     def add_reason(self, *, approval_id: int, actor: str, reason: str,
                    denial: bool = False) -> Refused | None:
@@ -479,11 +485,7 @@ class Engine:
         audit.append(self.sessions, action="approval.reason", actor=actor, outcome="recorded",
                      incident_id=approval.incident_id, step_id=approval.step_id,
                      params={"approval_id": approval.id, "denial": denial}, detail=reason)
-        step = self.playbook.get(approval.step_id)
-        view = self.view(approval.incident_id)
-        fresh = approvals.get_approval(self.sessions, approval_id=approval.id)
-        if view is not None and step is not None and fresh is not None:
-            self.notifier.update_approval(view, step, fresh)
+        self._rerender_approval(approval.id)
         return None
 
     def approval(self, approval_id: int) -> Approval | None:
@@ -590,16 +592,17 @@ class Engine:
     def _closing_lines(self, incident_id: str) -> list[str]:
         incident = incidents.get_incident(self.sessions, incident_id=incident_id)
         assert incident is not None
+        latest = steps.latest_runs(self.sessions, incident_id=incident_id)
         lines = []
         for step in self.playbook:
-            run = steps.latest_runs(self.sessions, incident_id=incident_id).get(step.id)
+            run = latest.get(step.id)
             if run is None:
                 lines.append(f"{step.label}: not run")
                 continue
             approved = f", approved by <@{run.approved_by}>" if run.approved_by else ""
             lines.append(f"{step.label}: {run.state} (asked by <@{run.requested_by}>{approved},"
                          f" {when(run.finished_at or run.requested_at)})")
-        isolate = steps.latest_runs(self.sessions, incident_id=incident_id).get("isolate")
+        isolate = latest.get("isolate")
         if isolate is not None and isolate.state == StepState.SUCCEEDED.value and \
                 isolate.finished_at is not None:
             took = aware(isolate.finished_at) - aware(incident.opened_at)
