@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws.errors import AwsError, Malformed, NotFound
@@ -136,4 +137,45 @@ def summarize(aws: Aws, log: CallLog, instance_id: str) -> InstanceSummary:
         image_id=str(instance.get("ImageId", "")),
         key_name=str(instance.get("KeyName", "")),
         interfaces=interfaces,
+    )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def summary_from_finding(details: Any, *, account_id: str, region: str) -> InstanceSummary:
+    """Build the summary from a GuardDuty finding's `resource.instanceDetails`, for an
+    account irbot cannot look into. Anything missing or odd in the finding is left empty."""
+    details = details if isinstance(details, dict) else {}
+    enis = [e for e in details.get("networkInterfaces") or [] if isinstance(e, dict)]
+    interfaces = []
+    groups: dict[str, str] = {}
+    for index, eni in enumerate(enis):
+        eni_groups = [g for g in eni.get("securityGroups") or [] if isinstance(g, dict)]
+        for g in eni_groups:
+            groups[_text(g.get("groupId"))] = _text(g.get("groupName"))
+        interfaces.append(InterfaceInfo(
+            interface_id=_text(eni.get("networkInterfaceId")), device_index=index,
+            private_ip=_text(eni.get("privateIpAddress")), public_ip=_text(eni.get("publicIp")),
+            subnet_id=_text(eni.get("subnetId")),
+            group_ids=[_text(g.get("groupId")) for g in eni_groups]))
+    tags = {_text(t.get("key")): _text(t.get("value"))
+            for t in details.get("tags") or [] if isinstance(t, dict)}
+    profile = details.get("iamInstanceProfile")
+    launch = details.get("launchTime")
+    if isinstance(launch, int | float) and not isinstance(launch, bool):
+        launch = datetime.fromtimestamp(launch / 1000, tz=UTC).isoformat()
+    return InstanceSummary(
+        instance_id=_text(details.get("instanceId")), name=tags.get("Name", ""),
+        instance_type=_text(details.get("instanceType")),
+        state=_text(details.get("instanceState")), account_id=account_id, region=region,
+        vpc_id=_text(enis[0].get("vpcId")) if enis else "",
+        subnet_id=interfaces[0].subnet_id if interfaces else "",
+        private_ips=[i.private_ip for i in interfaces if i.private_ip],
+        public_ips=[i.public_ip for i in interfaces if i.public_ip],
+        security_groups=[{"id": k, "name": v} for k, v in groups.items() if k],
+        instance_profile_arn=_text(profile.get("arn")) if isinstance(profile, dict) else "",
+        role_names=[], launch_time=_text(launch), image_id=_text(details.get("imageId")),
+        key_name="", interfaces=interfaces,
     )

@@ -189,19 +189,38 @@ class Identity:
         ]
 
 
+class NoRole(AwsError):
+    """irbot has no way into an account: the message says exactly what to configure."""
+
+
+def role_account(role_arn: str) -> str:
+    """Return the account id inside an IAM role ARN."""
+    return role_arn.split(":")[4]
+
+
 class AwsFactory:
-    """Builds `Aws` handles for a region, in the bot's own identity or, when a role is
-    configured, through AssumeRole with the incident and the people behind the action."""
+    """Builds `Aws` handles for an account and region.
+
+    The bot's own account is read with its own credentials. Actions there run through
+    `role_arn` when one is set. Every other account is reached only through the role that
+    `account_roles` maps it to, assumed for each action with the incident and the people
+    behind it in the session name and tags. An account with no role raises `NoRole`.
+    """
 
     def __init__(
         self, *, default_region: str, session: boto3.session.Session | None = None,
-        role_arn: str = "",
+        role_arn: str = "", account_roles: Mapping[str, str] | None = None,
     ) -> None:
         self.default_region = default_region
         self.role_arn = role_arn
+        self.roles: dict[str, str] = dict(account_roles or {})
+        if role_arn:
+            self.roles.setdefault(role_account(role_arn), role_arn)
         self._session = session or boto3.session.Session()
         self._cache: dict[str, Aws] = {}
+        self._readers: dict[tuple[str, str], tuple[Aws, float]] = {}
         self._lock = threading.Lock()
+        self._home: tuple[str, str] | None = None  # (account id, principal ARN)
 
     def for_region(self, region: str | None = None) -> Aws:
         """Return the shared handle for `region` in the bot's own identity."""
@@ -211,14 +230,75 @@ class AwsFactory:
                 self._cache[region] = Aws(self._session, region=region)
             return self._cache[region]
 
-    def for_action(self, log: CallLog, *, region: str | None, identity: Identity) -> Aws:
-        """Return a handle to act with: the role assumed for `identity` when configured."""
-        base = self.for_region(region)
-        if not self.role_arn:
-            return base
-        response = base.call(
-            log, "sts", "assume_role", RoleArn=self.role_arn,
-            RoleSessionName=identity.session_name(), Tags=identity.tags(),
+    def home(self) -> tuple[str, str]:
+        """Return the bot's own account id and principal ARN ("" when STS cannot tell)."""
+        if self._home is None:
+            try:
+                me = self.for_region().call(CallLog(), "sts", "get_caller_identity")
+            except AwsError:
+                return "", ""
+            self._home = (str(me.get("Account", "")), str(me.get("Arn", "")))
+        return self._home
+
+    def is_home(self, account_id: str) -> bool:
+        """True when `account_id` is the bot's own (or unknown, or cannot be told apart)."""
+        home = self.home()[0]
+        return not account_id or not home or account_id == home
+
+    def reachable(self, account_id: str) -> bool:
+        """True when irbot can act in the account: its own, or one with a role."""
+        return account_id in self.roles or self.is_home(account_id)
+
+    def no_role_message(self, account_id: str) -> str:
+        """Say exactly what to configure so irbot can act in `account_id`."""
+        principal = self.home()[1] or "the principal irbot runs as"
+        return (
+            f"irbot has no role for account {account_id}, so it cannot look at or act on "
+            f"anything there. To fix it: (1) in {account_id}, create an IAM role (for example "
+            f"`irbot-responder`) with the permissions in iam-policy.json, whose trust policy "
+            f"lets `{principal}` call sts:AssumeRole and sts:TagSession; (2) add "
+            f"`{account_id}=arn:aws:iam::{account_id}:role/irbot-responder` to "
+            f"IRBOT_ACCOUNT_ROLES (comma-separated account=role-ARN pairs) and restart irbot."
+        )
+
+    def reader(self, account_id: str = "", region: str | None = None) -> Aws:
+        """Return a handle for looking at `account_id`: own credentials at home, otherwise
+        the account's role under the session name `irbot-reader`, cached until near expiry."""
+        region = region or self.default_region
+        if self.is_home(account_id):
+            return self.for_region(region)
+        role = self.roles.get(account_id)
+        if role is None:
+            raise NoRole(self.no_role_message(account_id), code="NoRole",
+                         operation="AssumeRole")
+        with self._lock:
+            cached = self._readers.get((account_id, region))
+        if cached is not None and cached[1] > time.time():
+            return cached[0]
+        aws, expires = self._assume(CallLog(), role, region, "irbot-reader",
+                                    [{"Key": "irbot:purpose", "Value": "read"}])
+        with self._lock:
+            self._readers[(account_id, region)] = (aws, expires - 300)
+        return aws
+
+    def for_action(self, log: CallLog, *, region: str | None, identity: Identity,
+                   account_id: str = "") -> Aws:
+        """Return a handle to act with in `account_id`: the account's role, assumed for
+        `identity`, when there is one; the bot's own credentials at home otherwise."""
+        role = self.roles.get(account_id) if account_id else self.role_arn or None
+        if role is None and not self.is_home(account_id):
+            raise NoRole(self.no_role_message(account_id), code="NoRole",
+                         operation="AssumeRole")
+        if role is None:
+            return self.for_region(region)
+        aws, _expires = self._assume(log, role, region or self.default_region,
+                                     identity.session_name(), identity.tags())
+        return aws
+
+    def _assume(self, log: CallLog, role: str, region: str, name: str,
+                tags: list[dict[str, str]]) -> tuple[Aws, float]:
+        response = self.for_region(region).call(
+            log, "sts", "assume_role", RoleArn=role, RoleSessionName=name, Tags=tags,
             DurationSeconds=3600,
         )
         creds = response["Credentials"]
@@ -227,8 +307,10 @@ class AwsFactory:
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
         )
-        account = self.role_arn.split(":")[4]
-        return Aws(session, region=base.region, account_id=account)
+        expiration = creds.get("Expiration")
+        expires = expiration.timestamp() if hasattr(expiration, "timestamp") else (
+            time.time() + 3600)
+        return Aws(session, region=region, account_id=role_account(role)), expires
 
 
 def run_all(tasks: Iterable[Callable[[], T]], *, max_workers: int = 16) -> list[T | AwsError]:

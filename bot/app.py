@@ -18,7 +18,7 @@ from bot.settings import Settings
 from handlers import actions, commands, home
 from handlers.findings import parse_finding
 from handlers.parsing import BadInput
-from playbooks.findings import FindingIn, FindingPolicy, skip_reason
+from playbooks.findings import FindingIn, skip_reason
 from playbooks.model import Question
 from storage.db import ping
 from storage.models import Approval, Incident
@@ -69,8 +69,12 @@ def create_bolt(settings: Settings, deps: Deps) -> App:
         if step is not None:
             deps.notifier.ask(trigger_id, channel, incident_id, step, question)
 
+    def cancel_auto(incident_id: str, user: str) -> str | None:
+        return deps.intake.cancel_countdown(incident_id=incident_id, actor=user)
+
     actions.register(bolt, engine=engine, channels=settings.channels, open_reason=open_reason,
-                     link=deps.notifier.permalink, ask=ask, tell=deps.notifier.tell)
+                     link=deps.notifier.permalink, ask=ask, tell=deps.notifier.tell,
+                     cancel_auto=cancel_auto)
     def home_view(user: str) -> dict[str, object]:
         mine = engine.open_incidents_of(user)
         links = {i.id: deps.notifier.permalink(i.channel_id, i.root_ts)
@@ -110,14 +114,11 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
         )
 
     intake = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
-    policy = FindingPolicy(min_severity=settings.min_severity,
-                           include=settings.finding_types_include,
-                           exclude=settings.finding_types_exclude,
-                           non_ec2=settings.non_ec2_findings)
+    policy = deps.intake.policy
 
     def ingest(finding: FindingIn) -> None:
         try:
-            outcome = deps.engine.ingest_finding(finding, policy=policy)
+            outcome = deps.intake.ingest(finding)
             log.info("finding %s: %s", finding.id, outcome)
         except Exception:  # the 202 is sent: the log and the audit trail must hear of it
             log.exception("finding %s could not be handled", finding.id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.ids import ActionId, BlockId, ViewId
-from playbooks.findings import severity_label
+from playbooks.findings import observed, severity_label
 from playbooks.model import IncidentView, Question, Step, StepOutcome
 from storage.approvals import aware
 from storage.models import Approval, ApprovalState, Incident, StepRun, StepState
@@ -166,7 +166,25 @@ def findings_section(view: IncidentView) -> list[Block]:
                      f"{f.severity:g}{seen}{last}: {escape(str(f.raw.get('title', '')))}")
     if len(view.findings) > 15:
         lines.append(f"…and {len(view.findings) - 15} more")
-    return [{"type": "section", "text": mrkdwn("*GuardDuty findings*\n" + "\n".join(lines))}]
+    return [*lead_finding(view),
+            {"type": "section", "text": mrkdwn("*GuardDuty findings*\n" + "\n".join(lines))}]
+
+
+def lead_finding(view: IncidentView) -> list[Block]:
+    """Return the most severe finding in full: what, where, what was seen, and when."""
+    lead = max(view.findings, key=lambda f: f.severity)
+    raw = lead.raw
+    seen = observed(raw)
+    text = (f"*{escape(str(raw.get('title', '')))}*\n`{escape(lead.type)}` · "
+            f"{severity_label(lead.severity)} {lead.severity:g} · "
+            f"account {escape(str(raw.get('accountId', '')))} · "
+            f"{escape(str(raw.get('region', '')))}\n"
+            f">{escape(str(raw.get('description', ''))[:600])}")
+    if seen:
+        text += "\n*Seen:* " + escape("; ".join(seen))
+    text += (f"\n*First seen* {when(lead.first_seen)} · *last seen* {when(lead.last_seen)} "
+             f"· *count* {lead.count}")
+    return [{"type": "section", "text": mrkdwn(text[:2900])}]
 
 
 def root_message(view: IncidentView, gated: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -301,6 +319,8 @@ def help_text(command: str, steps: Sequence[Step]) -> str:
     return (
         f"*irbot: incident response for compromised EC2 instances*\n"
         f"`{command} open <instance-id> [reason]`: open an incident thread for the instance\n"
+        f"`{command} open <instance-id> --account <id> --region <region> [reason]`: one in "
+        "another account (its role must be in IRBOT_ACCOUNT_ROLES) or region\n"
         f"`{command} status`: list the open incidents\n"
         f"`{command} close <IR-id> [summary]`: close an incident with a summary\n"
         f"`{command} help`: this message\n\n"
@@ -468,3 +488,14 @@ def question_modal(incident_id: str, step: Step, question: Question,
                          "max_length": 64}},
         ],
     }
+
+
+def countdown_message(text: str, incident_id: str) -> dict[str, Any]:
+    """Return the automatic-isolation countdown with its Cancel button."""
+    return {"text": text, "blocks": [
+        {"type": "section", "text": mrkdwn(text)},
+        {"type": "actions", "elements": [{
+            "type": "button", "action_id": ActionId.CANCEL_AUTO.value, "value": incident_id,
+            "style": "danger", "text": plain("Cancel"),
+        }]},
+    ]}

@@ -21,6 +21,8 @@ from bot.settings import Settings, SettingsError
 from bot.slack_notifier import SlackNotifier
 from playbooks.catalog import EC2_COMPROMISE, Playbook
 from playbooks.engine import Engine
+from playbooks.findings import FindingPolicy
+from playbooks.intake import AutoIsolate, Intake
 from storage.db import create_schema, make_engine, session_factory
 
 
@@ -33,6 +35,7 @@ class Deps:
     aws: AwsFactory
     engine: Engine
     access: SlackAccess
+    intake: Intake
 
 
 log = logging.getLogger(__name__)
@@ -82,7 +85,8 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
                          approvers=settings.approvers, allow_everyone=settings.allow_everyone)
     threading.Thread(target=access.warm, name="groups-warm", daemon=True).start()
     aws = aws or AwsFactory(default_region=settings.aws_region,
-                            role_arn=settings.assume_role_arn)
+                            role_arn=settings.assume_role_arn,
+                            account_roles=dict(settings.account_roles))
     # Loading the service models takes a moment: do it beside start-up, not in the
     # first containment.
     threading.Thread(target=aws.for_region().warm, name="aws-warm", daemon=True).start()
@@ -94,5 +98,11 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
                     step_config={"quarantine_profile": settings.quarantine_profile,
                                  "ssm_wait_seconds": str(settings.ssm_wait_seconds),
                                  "golden_ami": settings.golden_ami})
+    intake = Intake(engine, policy=FindingPolicy(
+        min_severity=settings.min_severity, include=settings.finding_types_include,
+        exclude=settings.finding_types_exclude, non_ec2=settings.non_ec2_findings),
+        auto=AutoIsolate(types=settings.auto_isolate,
+                         min_severity=settings.auto_isolate_min_severity,
+                         delay=float(settings.auto_isolate_delay_seconds)))
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
-                engine=engine, access=access)
+                engine=engine, access=access, intake=intake)

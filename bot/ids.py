@@ -9,6 +9,7 @@ class ActionId(enum.StrEnum):
     # A step button's action_id is STEP_PREFIX + the step id.
     STEP_PREFIX = "step:"
     CLOSE = "incident:close"
+    CANCEL_AUTO = "policy:cancel"
     APPROVE = "approval:approve"
     DENY = "approval:deny"
     ADD_REASON = "approval:reason"

@@ -48,6 +48,11 @@ class Settings:
     finding_types_include: tuple[str, ...] = ()
     finding_types_exclude: tuple[str, ...] = ()
     non_ec2_findings: str = "notice"
+    account_roles: tuple[tuple[str, str], ...] = ()  # (account id, role ARN)
+    sns_topics: tuple[str, ...] = ()
+    auto_isolate: tuple[str, ...] = ()  # finding type patterns; empty: off
+    auto_isolate_min_severity: float = 7.0
+    auto_isolate_delay_seconds: int = 60
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -82,6 +87,51 @@ def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
             raise SettingsError(f"{name} holds {pattern!r}, not a finding type pattern like "
                                 "Backdoor:EC2/* or *:EC2/C&CActivity*")
     return found
+
+
+_ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
+_TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[\w-]{1,256}")
+
+
+def _account_roles(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Parse IRBOT_ACCOUNT_ROLES: comma-separated account=role-ARN pairs."""
+    pairs = []
+    for part in (p.strip() for p in env.get("IRBOT_ACCOUNT_ROLES", "").split(",")):
+        if not part:
+            continue
+        account, _, arn = (x.strip() for x in part.partition("="))
+        match = _ROLE_ARN.fullmatch(arn)
+        if not re.fullmatch(r"\d{12}", account) or match is None:
+            raise SettingsError(f"IRBOT_ACCOUNT_ROLES holds {part!r}: use account=role-ARN "
+                                "pairs like 111122223333=arn:aws:iam::111122223333:role/irbot")
+        if match.group(1) != account:
+            raise SettingsError(f"IRBOT_ACCOUNT_ROLES maps {account} to a role in account "
+                                f"{match.group(1)}: the role must live in the account it acts in")
+        pairs.append((account, arn))
+    accounts = [a for a, _ in pairs]
+    if len(set(accounts)) != len(accounts):
+        raise SettingsError("IRBOT_ACCOUNT_ROLES lists an account twice")
+    return tuple(pairs)
+
+
+def _topics(env: Mapping[str, str]) -> tuple[str, ...]:
+    found = tuple(t.strip() for t in env.get("IRBOT_SNS_TOPICS", "").split(",") if t.strip())
+    for topic in found:
+        if not _TOPIC_ARN.fullmatch(topic):
+            raise SettingsError(f"IRBOT_SNS_TOPICS holds {topic!r}, not an SNS topic ARN like "
+                                "arn:aws:sns:us-east-1:111122223333:guardduty-findings")
+    return found
+
+
+def _severity(env: Mapping[str, str], name: str, default: str) -> float:
+    text = env.get(name, "").strip() or default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 10.0:
+        raise SettingsError(f"{name} must be a number from 0 to 10, not {text!r}")
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -155,7 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
             s.strip().lower() for s in required_text.split(",") if s.strip())
     ttl = _duration(env, "IRBOT_APPROVAL_TTL", default=30 * 60)
     role = env.get("IRBOT_ASSUME_ROLE_ARN", "").strip()
-    if role and not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", role):
+    if role and not _ROLE_ARN.fullmatch(role):
         raise SettingsError(f"IRBOT_ASSUME_ROLE_ARN must be an IAM role ARN, not {role!r}")
     bucket = env.get("IRBOT_EVIDENCE_BUCKET", "").strip()
     if bucket and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
@@ -175,14 +225,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     golden = env.get("IRBOT_GOLDEN_AMI", "").strip()
     if golden and not re.fullmatch(r"ami-[0-9a-f]{8,17}", golden):
         raise SettingsError(f"IRBOT_GOLDEN_AMI must be an AMI id (ami-...), not {golden!r}")
-    severity_text = env.get("IRBOT_MIN_SEVERITY", "").strip() or "4.0"
-    try:
-        min_severity = float(severity_text)
-    except ValueError:
-        min_severity = -1.0
-    if not 0.0 <= min_severity <= 10.0:
-        raise SettingsError("IRBOT_MIN_SEVERITY must be a number from 0 to 10, not "
-                            f"{severity_text!r}")
+    min_severity = _severity(env, "IRBOT_MIN_SEVERITY", "4.0")
+    delay = env.get("IRBOT_AUTO_ISOLATE_DELAY", "").strip() or "60"
+    if not delay.isdigit() or not 0 <= int(delay) <= 3600:
+        raise SettingsError("IRBOT_AUTO_ISOLATE_DELAY must be a whole number of seconds from "
+                            f"0 to 3600, not {delay!r}")
     intake = env.get("IRBOT_INTAKE_TOKEN", "").strip()
     if intake and (_PLACEHOLDER.match(intake) or len(intake) < 16):
         raise SettingsError("IRBOT_INTAKE_TOKEN must be a random secret of 16 characters or "
@@ -193,6 +240,11 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     if non_ec2 not in ("notice", "ignore"):
         raise SettingsError(f"IRBOT_NON_EC2_FINDINGS must be notice or ignore, not {non_ec2!r}")
     return Settings(
+        account_roles=_account_roles(env),
+        sns_topics=_topics(env),
+        auto_isolate=_patterns(env, "IRBOT_AUTO_ISOLATE"),
+        auto_isolate_min_severity=_severity(env, "IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "7.0"),
+        auto_isolate_delay_seconds=int(delay),
         finding_types_include=include,
         finding_types_exclude=exclude,
         non_ec2_findings=non_ec2,

@@ -107,6 +107,19 @@ class SlackNotifier:
         self._call("views.open", trigger_id=trigger_id,
                    view=blocks.question_modal(incident_id, step, question, channel))
 
+    def post_countdown(self, view: IncidentView, text: str,
+                       incident_id: str) -> tuple[str, str] | None:
+        """Post a countdown with a Cancel button in the thread; return (channel, ts)."""
+        data = self._thread(view, blocks.countdown_message(text, incident_id))
+        if not data or not data.get("ts"):
+            return None
+        return str(data.get("channel") or view.incident.channel_id), str(data["ts"])
+
+    def replace_message(self, channel: str, ts: str, text: str) -> None:
+        """Replace a message (and its buttons) with plain text."""
+        self._call("chat.update", channel=channel, ts=ts, text=text,
+                   blocks=[{"type": "section", "text": blocks.mrkdwn(text)}])
+
     def tell(self, channel: str, user: str, text: str) -> None:
         """Send one person an ephemeral message in a channel."""
         self._call("chat.postEphemeral", channel=channel, user=user, text=text)

@@ -16,7 +16,7 @@ from handlers.parsing import (
     BadInput,
     parse_answer,
     parse_approval_click,
-    parse_close_click,
+    parse_incident_click,
     parse_open_click,
     parse_reason_submission,
     parse_step_click,
@@ -33,9 +33,13 @@ Ask = Callable[[str, str, str, str, Question], None]
 Tell = Callable[[str, str, str], None]
 
 
+# (incident id, user) -> None when cancelled, or why not
+CancelAuto = Callable[[str, str], str | None]
+
+
 def register(app: App, *, engine: Engine, channels: tuple[str, ...],
              open_reason: OpenReason, link: Callable[[str, str], str], ask: Ask,
-             tell: Tell) -> None:
+             tell: Tell, cancel_auto: CancelAuto) -> None:
     """Register every button's ack and work functions."""
 
     def ack_click(ack: Ack) -> None:
@@ -150,13 +154,27 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
         if not in_channel(body, respond, "incident.close"):
             return
         try:
-            incident_id, user = parse_close_click(body)
+            incident_id, user = parse_incident_click(body)
         except BadInput as exc:
             refuse(body, respond, "incident.close", f"{exc} Nothing was done.", "rejected")
             return
         closed = engine.close_incident(incident_id=incident_id, actor=user)
         if isinstance(closed, Refused):
             respond(text=f":no_entry: {closed.reason}", response_type="ephemeral",
+                    replace_original=False)
+
+    @guarded(engine, "policy.cancel")
+    def cancel_clicked(body: dict[str, Any], respond: Respond) -> None:
+        if not in_channel(body, respond, "policy.cancel"):
+            return
+        try:
+            incident_id, user = parse_incident_click(body)
+        except BadInput as exc:
+            refuse(body, respond, "policy.cancel", f"{exc} Nothing was done.", "rejected")
+            return
+        why_not = cancel_auto(incident_id, user)
+        if why_not:
+            respond(text=f":no_entry: {why_not}", response_type="ephemeral",
                     replace_original=False)
 
     def ack_answer(ack: Ack, body: dict[str, Any]) -> None:
@@ -190,4 +208,5 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
     app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])
     app.view(ViewId.QUESTION.value)(ack=ack_answer, lazy=[answer_submitted])
     app.action(ActionId.CLOSE.value)(ack=ack_click, lazy=[close_clicked])
+    app.action(ActionId.CANCEL_AUTO.value)(ack=ack_click, lazy=[cancel_clicked])
     app.action(f"{ActionId.FOLLOW_UP_PREFIX}open-incident")(ack=ack_click, lazy=[open_clicked])

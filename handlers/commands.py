@@ -69,15 +69,18 @@ def register(app: App, *, engine: Engine, command: str, channels: tuple[str, ...
                         response_type="ephemeral")
         elif isinstance(parsed, Open):
             open_and_reply(engine, instance_id=parsed.instance_id, reason=parsed.reason,
-                           user=user, respond=respond, link=link)
+                           user=user, respond=respond, link=link,
+                           account_id=parsed.account_id, region=parsed.region)
 
     app.command(command)(ack=ack_command, lazy=[work])
 
 
 def open_and_reply(engine: Engine, *, instance_id: str, reason: str, user: str,
-                   respond: Respond, link: Links) -> None:
+                   respond: Respond, link: Links, account_id: str = "",
+                   region: str = "") -> None:
     """Open an incident for the instance and tell the user where it is, or why not."""
-    outcome = engine.open_incident(instance_id=instance_id, actor=user, reason=reason)
+    outcome = engine.open_incident(instance_id=instance_id, actor=user, reason=reason,
+                                   account_id=account_id, region=region or None)
     if isinstance(outcome, OpenFailed):
         icon = ":no_entry:" if outcome.message == NOT_RESPONDER else ":x:"
         respond(text=f"{icon} {outcome.message}", response_type="ephemeral")

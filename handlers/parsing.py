@@ -35,6 +35,8 @@ class Status:
 class Open:
     instance_id: str
     reason: str
+    account_id: str = ""  # empty: the bot's own account
+    region: str = ""  # empty: AWS_REGION
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,7 @@ def parse_command(text: str, command: str = "/ir") -> Command:
     if verb == "status":
         return Status()
     if verb == "open":
-        parts = rest.split(None, 1)
-        if not parts:
-            raise BadInput(f"Which instance? Usage: `{command} open <instance-id> [reason]`")
-        instance_id = parts[0].strip().lower()
-        if not is_instance_id(instance_id):
-            raise BadInput(
-                f"`{parts[0][:40]}` is not an EC2 instance id: they look like "
-                f"`i-0123456789abcdef0`. Usage: `{command} open <instance-id> [reason]`"
-            )
-        reason = parts[1].strip() if len(parts) > 1 else ""
-        if len(reason) > MAX_REASON:
-            raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
-        return Open(instance_id=instance_id, reason=reason)
+        return _parse_open(rest, command)
     if verb == "close":
         parts = rest.split(None, 1)
         if not parts or not _INCIDENT_ID.match(parts[0].upper()):
@@ -77,6 +67,52 @@ def parse_command(text: str, command: str = "/ir") -> Command:
             raise BadInput(f"The summary is {len(summary)} characters; keep it under 2000.")
         return Close(incident_id=parts[0].upper(), summary=summary)
     raise BadInput(f"I don't know `{verb[:30]}`. Try `{command} help`.")
+
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_OPEN_FLAGS = {"--account": ("account_id", _ACCOUNT, "a 12-digit account id"),
+               "--region": ("region", _REGION, "a region like eu-west-1")}
+
+
+def _parse_open(rest: str, command: str) -> Open:
+    """Parse `<instance-id> [--account <id>] [--region <region>] [reason]`; the flags may
+    come before or after the instance id, the reason is whatever follows them."""
+    usage = (f"Usage: `{command} open <instance-id> [--account <id>] [--region <region>] "
+             "[reason]`")
+    words = rest.split()
+    found: dict[str, str] = {}
+    instance_id = ""
+    while words:
+        word = words[0]
+        flag, has_value, value = word.partition("=")
+        if flag.lower() in _OPEN_FLAGS:
+            words.pop(0)
+            if not has_value:
+                if not words:
+                    raise BadInput(f"`{flag}` needs a value. {usage}")
+                value = words.pop(0)
+            field, pattern, what = _OPEN_FLAGS[flag.lower()]
+            value = value.strip().lower()
+            if not pattern.match(value):
+                raise BadInput(f"`{value[:40]}` is not {what}. {usage}")
+            found[field] = value
+        elif word.startswith("--"):
+            raise BadInput(f"I don't know the option `{word[:30]}`. {usage}")
+        elif not instance_id:
+            instance_id = words.pop(0)
+            if not is_instance_id(instance_id.lower()):
+                raise BadInput(f"`{instance_id[:40]}` is not an EC2 instance id: they look "
+                               f"like `i-0123456789abcdef0`. {usage}")
+            instance_id = instance_id.lower()
+        else:
+            break
+    if not instance_id:
+        raise BadInput(f"Which instance? {usage}")
+    reason = " ".join(words)
+    if len(reason) > MAX_REASON:
+        raise BadInput(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.")
+    return Open(instance_id=instance_id, reason=reason, **found)
 
 
 def _one_click(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -209,8 +245,9 @@ def parse_open_click(body: dict[str, Any]) -> OpenClick:
     return OpenClick(instance_id=instance_id, from_incident=origin, user_id=user_id)
 
 
-def parse_close_click(body: dict[str, Any]) -> tuple[str, str]:
-    """Validate a Close incident click; return (incident id, user id)."""
+def parse_incident_click(body: dict[str, Any]) -> tuple[str, str]:
+    """Validate a click whose value is an incident id (Close, Cancel); return (incident id,
+    user id)."""
     user_id, action = _one_click(body)
     incident_id = str(action.get("value", ""))
     if not _INCIDENT_ID.match(incident_id):

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from aws.errors import AwsError
 from aws.evidence_store import put_evidence
 from aws.instances import InstanceSummary, summarize
-from aws.session import AwsFactory, CallLog, CallRecord, Identity
+from aws.session import Aws, AwsFactory, CallLog, CallRecord, Identity, NoRole
 from playbooks.catalog import Playbook
-from playbooks.findings import FindingIn, FindingPolicy, severity_label, skip_reason
 from playbooks.model import (
     Access,
     Artifact,
@@ -180,26 +179,44 @@ class Engine:
 
     # --- opening -----------------------------------------------------------------------
     def open_incident(self, *, instance_id: str, actor: str, reason: str,
-                      region: str | None = None) -> Opened | AlreadyOpen | OpenFailed:
-        """Look the instance up and open an incident for it, or point at the live one."""
+                      region: str | None = None, account_id: str = "",
+                      seen: InstanceSummary | None = None
+                      ) -> Opened | AlreadyOpen | OpenFailed:
+        """Look the instance up in its account and region and open an incident for it, or
+        point at the live one. `seen` is what a finding said about the instance: with it,
+        an account irbot has no role for still gets its thread, saying what to configure."""
         if not self._responder(actor, action="incident.open", detail=instance_id):
             return OpenFailed(NOT_RESPONDER)
-        aws = self.aws.for_region(region)
+        region = region or self.aws.default_region
         existing = incidents.live_incident_for_instance(self.sessions, instance_id=instance_id)
-        if existing is not None and existing.region == aws.region:
+        if existing is not None and existing.region == region:
             return self._already_open(existing, actor)
         call_log = CallLog()
-        params = {"instance_id": instance_id, "region": aws.region, "reason": reason}
+        params = {"instance_id": instance_id, "region": region, "reason": reason,
+                  "account_id": account_id}
+        no_role = ""
         try:
-            summary = summarize(aws, call_log, instance_id)
+            summary = summarize(self.aws.reader(account_id, region), call_log, instance_id)
+        except NoRole as exc:
+            if seen is None:
+                self.record(action="incident.open", actor=actor, outcome="failed",
+                            detail=str(exc))
+                return OpenFailed(str(exc))
+            summary, no_role = seen, str(exc)
         except AwsError as exc:
             audit.append(self.sessions, action="incident.open", actor=actor, outcome="failed",
                          params={**params, **calls_for_audit(call_log.records)},
                          request_ids=call_log.request_ids(), detail=str(exc))
-            return OpenFailed(_open_error(instance_id, aws.region, exc))
+            return OpenFailed(_open_error(instance_id, region, exc))
+        if account_id and summary.account_id and summary.account_id != account_id:
+            detail = (f"{instance_id} belongs to account {summary.account_id}, "
+                      f"not {account_id}")
+            self.record(action="incident.open", actor=actor, outcome="failed", detail=detail)
+            return OpenFailed(f"Could not open an incident: {detail}.")
         try:
             incident = incidents.create_incident(
-                self.sessions, instance_id=instance_id, account_id=summary.account_id,
+                self.sessions, instance_id=instance_id,
+                account_id=summary.account_id or account_id,
                 region=summary.region, vpc_id=summary.vpc_id or None, opened_by=actor,
                 reason=reason, instance=summary.to_dict(),
             )
@@ -210,6 +227,15 @@ class Engine:
                      params={**params, **calls_for_audit(call_log.records)},
                      request_ids=call_log.request_ids(), detail=_summary_line(summary))
         posted = self._post_root(incident)
+        if no_role:
+            self.record(action="incident.no_role", actor="irbot", outcome="blocked",
+                        incident_id=incident.id, detail=no_role)
+            view = self.view(incident.id)
+            if view is not None:
+                self.notifier.post_in_thread(
+                    view, f":no_entry: *irbot cannot act here yet.* {no_role}\nThe summary "
+                    "above comes from the finding, not from AWS; steps will fail until the "
+                    "role is set up.")
         return Opened(incident=self._reload(incident), posted=posted)
 
     def _already_open(self, incident: Incident, actor: str) -> AlreadyOpen:
@@ -321,9 +347,9 @@ class Engine:
         """Return what must happen before the step may run (may ask AWS)."""
         if step.missing is None:
             return []
-        ctx = StepContext(incident=incident, aws=self.aws.for_region(incident.region),
-                          log=CallLog(), actor=actor, config=self.step_config)
         try:
+            ctx = StepContext(incident=incident, aws=self._reader(incident), log=CallLog(),
+                              actor=actor, config=self.step_config)
             return step.missing(ctx, self.facts(incident.id))
         except AwsError as exc:
             return [f"could not check the prerequisites ({exc})"]
@@ -349,8 +375,8 @@ class Engine:
         call_log = CallLog()
         plan: dict[str, object] = {"calls": []}
         if step.plan is not None:
-            aws = self.aws.for_region(incident.region)
             try:
+                aws = self._reader(incident)
                 planned = step.plan(StepContext(incident=incident, aws=aws, log=call_log,
                                                 actor=run.requested_by,
                                                 config=self.step_config))
@@ -502,56 +528,6 @@ class Engine:
                 waiting.append(approval)
         return waiting
 
-    def ingest_finding(self, finding: FindingIn, *, policy: FindingPolicy) -> str:
-        """Record a finding and open (or add to) its instance's incident; say what happened."""
-        row, before = findings.upsert_finding(
-            self.sessions, finding_id=finding.id, type=finding.type, severity=finding.severity,
-            count=finding.count, first_seen=finding.first_seen, last_seen=finding.last_seen,
-            raw=finding.raw)
-        label = (f"{'[sample] ' if finding.sample else ''}{finding.type} "
-                 f"({severity_label(finding.severity)} {finding.severity:g})")
-        skip = skip_reason(finding, policy)
-        if skip:
-            audit.append(self.sessions, action="finding.ignored", actor=GUARDDUTY_ACTOR,
-                         outcome="ignored", params={"finding_id": finding.id}, detail=skip)
-            return f"ignored: {skip}"
-        if not finding.instance_id:
-            if before is None:
-                self.notifier.post_notice(
-                    f":mag: GuardDuty {label} on {finding.resource_type or 'a resource'} in "
-                    f"{finding.account_id}/{finding.region}: {finding.title}\nNot about an EC2 "
-                    "instance, so no EC2 steps apply.")
-            audit.append(self.sessions, action="finding.notice", actor=GUARDDUTY_ACTOR,
-                         outcome="noticed", params={"finding_id": finding.id},
-                         detail=finding.title)
-            return "posted as a notice (not about an EC2 instance)"
-        existing = incidents.live_incident_for_instance(self.sessions,
-                                                        instance_id=finding.instance_id)
-        if existing is None:
-            opened = self.open_incident(instance_id=finding.instance_id,
-                                        actor=GUARDDUTY_ACTOR, region=finding.region,
-                                        reason=f"GuardDuty {label}: {finding.title}")
-            if isinstance(opened, OpenFailed):
-                self.notifier.post_notice(f":warning: GuardDuty {label} for "
-                                          f"{finding.instance_id} ({finding.account_id}/"
-                                          f"{finding.region}): {opened.message}")
-                return f"not opened: {opened.message}"
-            existing = opened.incident
-        findings.link(self.sessions, finding_id=finding.id, incident_id=existing.id)
-        audit.append(self.sessions, action="finding.linked", actor=GUARDDUTY_ACTOR,
-                     outcome="linked", incident_id=existing.id,
-                     params={"finding_id": finding.id, "count": row.count,
-                             "severity": finding.severity, "type": finding.type},
-                     detail=finding.title)
-        view = self.view(existing.id)
-        # A re-sent finding is news only when it was seen more often since.
-        if view is not None and (before is None or row.count > before):
-            seen = f", seen {finding.count} times" if finding.count > 1 else ""
-            self.notifier.post_in_thread(view, f":mag: GuardDuty {label}{seen}: "
-                                         f"{finding.title}")
-        self.refresh_root(existing.id)
-        return f"added to {existing.id}"
-
     def close_incident(self, *, incident_id: str, actor: str,
                        summary: str = "") -> Closed | Refused:
         """Close the incident: final status, and a summary of what was done and by whom."""
@@ -612,6 +588,10 @@ class Engine:
             lines.append("Time to contain: the instance was never isolated by irbot")
         return lines
 
+    def _reader(self, incident: Incident) -> Aws:
+        """Return the handle for looking at the incident's account and region."""
+        return self.aws.reader(incident.account_id, incident.region)
+
     def _responder(self, actor: str, *, action: str, incident_id: str | None = None,
                    step_id: str | None = None, detail: str = "") -> bool:
         if actor in MACHINE_ACTORS or self.access.is_responder(actor):
@@ -631,8 +611,9 @@ class Engine:
         ctx: StepContext | None = None
         try:
             missing = self._missing(incident, step, actor) if approver else []
-            aws = self.aws.for_action(call_log, region=incident.region, identity=Identity(
-                incident_id=incident.id, requester=actor, approver=approver))
+            aws = self.aws.for_action(
+                call_log, region=incident.region, account_id=incident.account_id,
+                identity=Identity(incident_id=incident.id, requester=actor, approver=approver))
             ctx = StepContext(incident=incident, aws=aws, log=call_log, actor=actor,
                               approver=approver, config=self.step_config,
                               facts=self.facts(incident.id), params=dict(run.params or {}))

@@ -181,3 +181,10 @@ class Notifier(Protocol):
 
     def update_approval(self, view: IncidentView, step: Step, approval: Approval) -> None:
         """Re-render an approval request (its buttons replaced once decided)."""
+
+    def post_countdown(self, view: IncidentView, text: str,
+                       incident_id: str) -> tuple[str, str] | None:
+        """Post a countdown with a Cancel button in the thread; return (channel, ts)."""
+
+    def replace_message(self, channel: str, ts: str, text: str) -> None:
+        """Replace a message (and its buttons) with plain text."""

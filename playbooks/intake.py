@@ -1,0 +1,238 @@
+"""GuardDuty intake: each finding is recorded, then opens its instance's incident or joins
+it. Bursts are coalesced (one thread digest and one root update per incident per second),
+and an optional policy isolates matching instances after a cancellable countdown."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from dataclasses import dataclass
+
+from aws.instances import summary_from_finding
+from playbooks.coalesce import Coalescer
+from playbooks.engine import GUARDDUTY_ACTOR, POLICY_ACTOR, Engine, OpenFailed, Refused
+from playbooks.findings import FindingIn, FindingPolicy, severity_label, skip_reason
+from storage import audit, findings, incidents
+from storage.models import ENDED_STATUSES, StepState
+
+log = logging.getLogger(__name__)
+MAX_DIGEST_LINES = 10
+
+
+@dataclass(frozen=True)
+class AutoIsolate:
+    """Findings of these types (wildcards) at or above `min_severity` isolate their
+    instance after `delay` seconds unless someone cancels. No types: off."""
+
+    types: tuple[str, ...] = ()
+    min_severity: float = 7.0
+    delay: float = 60.0
+
+    def matches(self, finding: FindingIn) -> bool:
+        """True when the policy applies to the finding."""
+        return (bool(self.types) and finding.severity >= self.min_severity
+                and any(fnmatch.fnmatchcase(finding.type, p) for p in self.types))
+
+
+@dataclass
+class _Countdown:
+    finding_id: str
+    channel: str
+    ts: str
+    timer: threading.Timer
+
+
+def label_of(finding: FindingIn) -> str:
+    """Return how a finding is named in messages: [sample] type (band number)."""
+    return (f"{'[sample] ' if finding.sample else ''}{finding.type} "
+            f"({severity_label(finding.severity)} {finding.severity:g})")
+
+
+class Intake:
+    """Takes checked findings and turns them into incidents, thread digests and, by
+    policy, automatic isolation."""
+
+    def __init__(self, engine: Engine, *, policy: FindingPolicy,
+                 auto: AutoIsolate | None = None, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.auto = auto or AutoIsolate()
+        self._news: dict[str, list[str]] = {}
+        self._news_lock = threading.Lock()
+        self._flush = Coalescer(self._post_news, interval=interval)
+        self._opening: dict[str, threading.Lock] = {}
+        self._opening_guard = threading.Lock()
+        self._countdowns: dict[str, _Countdown] = {}
+        self._countdown_lock = threading.Lock()
+
+    # --- findings ----------------------------------------------------------------------
+    def ingest(self, finding: FindingIn) -> str:
+        """Record the finding and act on it; return what happened, for the log."""
+        engine = self.engine
+        row, before = findings.upsert_finding(
+            engine.sessions, finding_id=finding.id, type=finding.type,
+            severity=finding.severity, count=finding.count, first_seen=finding.first_seen,
+            last_seen=finding.last_seen, raw=finding.raw)
+        label = label_of(finding)
+        skip = skip_reason(finding, self.policy)
+        if skip:
+            audit.append(engine.sessions, action="finding.ignored", actor=GUARDDUTY_ACTOR,
+                         outcome="ignored", params={"finding_id": finding.id}, detail=skip)
+            return f"ignored: {skip}"
+        if not finding.instance_id:
+            if before is None:
+                engine.notifier.post_notice(
+                    f":mag: GuardDuty {label} on {finding.resource_type or 'a resource'} in "
+                    f"{finding.account_id}/{finding.region}: {finding.title}\nNot about an EC2 "
+                    "instance, so no EC2 steps apply.")
+            audit.append(engine.sessions, action="finding.notice", actor=GUARDDUTY_ACTOR,
+                         outcome="noticed", params={"finding_id": finding.id},
+                         detail=finding.title)
+            return "posted as a notice (not about an EC2 instance)"
+        incident_id = self._incident_for(finding, label)
+        if incident_id.startswith("!"):
+            return f"not opened: {incident_id[1:]}"
+        findings.link(engine.sessions, finding_id=finding.id, incident_id=incident_id)
+        audit.append(engine.sessions, action="finding.linked", actor=GUARDDUTY_ACTOR,
+                     outcome="linked", incident_id=incident_id,
+                     params={"finding_id": finding.id, "count": row.count,
+                             "severity": finding.severity, "type": finding.type},
+                     detail=finding.title)
+        # A re-sent finding is news only when it was seen more often since.
+        if before is None or row.count > before:
+            seen = f", seen {finding.count} times" if finding.count > 1 else ""
+            with self._news_lock:
+                self._news.setdefault(incident_id, []).append(
+                    f"GuardDuty {label}{seen}: {finding.title}")
+        self._flush.ask(incident_id)
+        if self.auto.matches(finding):
+            self._start_countdown(incident_id, finding)
+        return f"added to {incident_id}"
+
+    def _incident_for(self, finding: FindingIn, label: str) -> str:
+        """Return the instance's live incident id, opening it if needed ("!why" if not)."""
+        engine = self.engine
+        with self._opening_guard:
+            lock = self._opening.setdefault(finding.instance_id, threading.Lock())
+        with lock:  # two findings for a new instance open one incident, not a race
+            existing = incidents.live_incident_for_instance(
+                engine.sessions, instance_id=finding.instance_id)
+            if existing is not None:
+                return existing.id
+            seen = summary_from_finding(
+                finding.raw.get("resource", {}).get("instanceDetails"),
+                account_id=finding.account_id, region=finding.region)
+            opened = engine.open_incident(
+                instance_id=finding.instance_id, actor=GUARDDUTY_ACTOR,
+                region=finding.region, account_id=finding.account_id, seen=seen,
+                reason=f"GuardDuty {label}: {finding.title}")
+        if isinstance(opened, OpenFailed):
+            engine.notifier.post_notice(f":warning: GuardDuty {label} for "
+                                        f"{finding.instance_id} ({finding.account_id}/"
+                                        f"{finding.region}): {opened.message}")
+            return "!" + opened.message
+        return opened.incident.id
+
+    def _post_news(self, incident_id: str) -> None:
+        """Post the findings that arrived since the last digest, then re-render the root."""
+        with self._news_lock:
+            lines = self._news.pop(incident_id, [])
+        view = self.engine.view(incident_id)
+        if view is None:
+            return
+        if len(lines) == 1:
+            self.engine.notifier.post_in_thread(view, f":mag: {lines[0]}")
+        elif lines:
+            shown = "\n".join(f"• {line}" for line in lines[:MAX_DIGEST_LINES])
+            more = len(lines) - MAX_DIGEST_LINES
+            tail = (f"\n…and {more} more (all are listed in the audit trail)"
+                    if more > 0 else "")
+            self.engine.notifier.post_in_thread(
+                view, f":mag: {len(lines)} new GuardDuty findings:\n{shown}{tail}")
+        self.engine.refresh_root(incident_id)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait for pending digests and root updates (shutdown, tests)."""
+        return self._flush.wait_idle(timeout)
+
+    # --- automatic isolation -----------------------------------------------------------
+    def _start_countdown(self, incident_id: str, finding: FindingIn) -> None:
+        engine = self.engine
+        with self._countdown_lock:
+            if incident_id in self._countdowns:
+                return
+            run = engine.facts(incident_id).runs.get("isolate")
+            if run is not None and run.state in (
+                    StepState.SUCCEEDED.value, StepState.RUNNING.value,
+                    StepState.AWAITING_APPROVAL.value):
+                return
+            view = engine.view(incident_id)
+            if view is None or view.incident.status in ENDED_STATUSES:
+                return
+            delay = self.auto.delay
+            text = (f":stopwatch: *Isolating in {delay:g} s unless cancelled.* "
+                    f"Policy IRBOT_AUTO_ISOLATE matched GuardDuty {label_of(finding)}.")
+            where = engine.notifier.post_countdown(view, text, incident_id)
+            timer = threading.Timer(delay, self._countdown_over, args=(incident_id,))
+            timer.daemon = True
+            self._countdowns[incident_id] = _Countdown(
+                finding.id, where[0] if where else "", where[1] if where else "", timer)
+        audit.append(engine.sessions, action="policy.auto_isolate", actor=POLICY_ACTOR,
+                     outcome="scheduled", incident_id=incident_id, step_id="isolate",
+                     params={"finding_id": finding.id, "type": finding.type,
+                             "severity": finding.severity, "delay_seconds": delay},
+                     detail=f"isolating in {delay:g} s unless cancelled")
+        timer.start()
+
+    def _countdown_over(self, incident_id: str) -> None:
+        with self._countdown_lock:
+            countdown = self._countdowns.pop(incident_id, None)
+        if countdown is None:  # cancelled just in time
+            return
+        engine = self.engine
+        if countdown.ts:
+            engine.notifier.replace_message(
+                countdown.channel, countdown.ts,
+                ":robot_face: *Isolating now* (policy IRBOT_AUTO_ISOLATE; nobody cancelled).")
+        try:
+            outcome = engine.request_step(incident_id=incident_id, step_id="isolate",
+                                          actor=POLICY_ACTOR)
+        except Exception:  # the audit trail must hear of it
+            log.exception("automatic isolation of %s failed", incident_id)
+            engine.record(action="policy.auto_isolate", actor=POLICY_ACTOR, outcome="error",
+                          incident_id=incident_id, step_id="isolate",
+                          detail="automatic isolation crashed")
+            return
+        if isinstance(outcome, Refused):
+            view = engine.view(incident_id)
+            if view is not None:
+                engine.notifier.post_in_thread(
+                    view, f":warning: Automatic isolation did not run: {outcome.reason}")
+
+    def cancel_countdown(self, *, incident_id: str, actor: str) -> str | None:
+        """Cancel a pending automatic isolation; return why not, or None when cancelled."""
+        engine = self.engine
+        if not engine.access.is_responder(actor):
+            engine.record(action="policy.cancel", actor=actor, outcome="denied",
+                          incident_id=incident_id, detail="not a responder")
+            return "Only responders may cancel automatic isolation."
+        with self._countdown_lock:
+            countdown = self._countdowns.pop(incident_id, None)
+            if countdown is not None:
+                countdown.timer.cancel()
+        if countdown is None:
+            engine.record(action="policy.cancel", actor=actor, outcome="refused",
+                          incident_id=incident_id, detail="no countdown pending")
+            return ("There is no automatic isolation waiting for this incident: it already "
+                    "started or was cancelled.")
+        audit.append(engine.sessions, action="policy.cancel", actor=actor,
+                     outcome="cancelled", incident_id=incident_id, step_id="isolate",
+                     params={"finding_id": countdown.finding_id},
+                     detail="automatic isolation cancelled")
+        if countdown.ts:
+            engine.notifier.replace_message(
+                countdown.channel, countdown.ts,
+                f":octagonal_sign: Automatic isolation *cancelled* by <@{actor}>. "
+                "Isolate stays one click away in the root message.")
+        return None
