@@ -35,6 +35,9 @@ class FakeSlack:
         self.responses: list[Call] = []  # posts to response_url
         self.usergroups: dict[str, list[str]] = {}
         self.rate_limits: dict[str, float] = {}  # method -> Retry-After seconds, once
+        # method -> (calls, per seconds): more than that in the window is answered 429
+        self.throttles: dict[str, tuple[int, float]] = {}
+        self._recent: dict[str, list[float]] = {}
         self.fail_methods: dict[str, str] = {}  # method -> Slack error code
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -153,12 +156,26 @@ class FakeSlack:
                     self.calls.append(Call(method + "#429", args, token))
                     return 429, {"Retry-After": str(int(retry))}, {"ok": False,
                                                                    "error": "ratelimited"}
+                if method in self.throttles and self._over_limit(method):
+                    self.calls.append(Call(method + "#429", args, token))
+                    return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
                 self.calls.append(Call(method, args, token))
                 if method in self.fail_methods:
                     return 200, {}, {"ok": False, "error": self.fail_methods[method]}
                 return 200, {}, self._answer(method, args)
             finally:
                 self._cond.notify_all()
+
+    def _over_limit(self, method: str) -> bool:
+        """Count the call in its sliding window; True when the window is full."""
+        limit, per = self.throttles[method]
+        now = time.monotonic()
+        recent = [t for t in self._recent.get(method, []) if now - t < per]
+        if len(recent) >= limit:
+            self._recent[method] = recent
+            return True
+        self._recent[method] = [*recent, now]
+        return False
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":

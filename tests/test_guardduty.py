@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,19 +9,8 @@ import pytest
 from bot.deps import Deps
 from storage.models import Finding
 from tests.aws_world import World
+from tests.guardduty_events import TOKEN, ec2_event, fixture, post_finding
 from tests.harness import CHANNEL, SlackDriver, blocks_text
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "guardduty"
-if not FIXTURES.exists():  # CI clones the repo beside a copy of shared/
-    FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "guardduty"
-TOKEN = "intake-token-0123456789abcdef"
-
-
-def _fixture(name: str) -> dict[str, Any]:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"fixture {name} is not beside the repository")
-    return dict(json.loads(path.read_text()))
 
 
 @pytest.fixture
@@ -32,22 +18,12 @@ def app_extra_env() -> dict[str, str]:
     return {"IRBOT_INTAKE_TOKEN": TOKEN}
 
 
-def _ec2_event(world: World, *, finding_id: str = "f-1", count: int = 1,
-               severity: float = 8.0) -> dict[str, Any]:
-    event = copy.deepcopy(_fixture("cloud-custodian_ec2-duty-event_eventbridge-envelope.json"))
-    detail = event["detail"]
-    detail["id"] = finding_id
-    detail["accountId"] = "123456789012"
-    detail["severity"] = severity
-    detail["resource"]["instanceDetails"]["instanceId"] = world.instance_id
-    detail["service"]["count"] = count
-    return event
+def _ec2_event(world: World, **kwargs: Any) -> dict[str, Any]:
+    return ec2_event(world.instance_id, **kwargs)
 
 
 def _post(driver: SlackDriver, body: Any, token: str = TOKEN) -> Any:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return driver.http.post("/aws/guardduty", content=raw, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    return post_finding(driver.http, body, token)
 
 
 def test_intake_refuses_what_is_not_a_finding(driver: SlackDriver, world: World) -> None:
@@ -94,7 +70,7 @@ def test_noise_and_non_ec2_findings(driver: SlackDriver, deps: Deps, world: Worl
     archived = _ec2_event(world, finding_id="f-arch")
     archived["detail"]["service"]["archived"] = True
     assert _post(driver, archived).json()["reason"] == "archived"
-    iam = _fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json")
+    iam = fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json")
     iam["detail"]["severity"] = 5
     assert _post(driver, iam).status_code == 202
     notice = driver.slack.wait_for(lambda: driver.slack.calls_to("chat.postMessage"))
@@ -104,7 +80,7 @@ def test_noise_and_non_ec2_findings(driver: SlackDriver, deps: Deps, world: Worl
 
 
 def test_a_bare_finding_is_accepted_too(driver: SlackDriver, deps: Deps, world: World) -> None:
-    finding = _fixture("aws-samples_automated-response_guardduty_ec2_event.json")
+    finding = fixture("aws-samples_automated-response_guardduty_ec2_event.json")
     finding["accountId"] = "123456789012"
     finding["severity"] = 7
     finding["resource"]["instanceDetails"]["instanceId"] = world.instance_id
@@ -117,14 +93,14 @@ def test_type_patterns_and_policy() -> None:
     from handlers.findings import parse_finding
     from playbooks.findings import FindingPolicy, skip_reason
 
-    event = _fixture("cloud-custodian_ec2-duty-event_eventbridge-envelope.json")
+    event = fixture("cloud-custodian_ec2-duty-event_eventbridge-envelope.json")
     finding = parse_finding(event)  # Backdoor:EC2/C&CActivity.B!DNS, severity 5
     assert skip_reason(finding, FindingPolicy()) == ""
     assert skip_reason(finding, FindingPolicy(include=("Recon:*",))).startswith("type not in")
     assert skip_reason(finding, FindingPolicy(include=("Backdoor:EC2/*",))) == ""
     assert skip_reason(finding, FindingPolicy(exclude=("*C&CActivity*",))).startswith(
         "type in IRBOT_FINDING_TYPES_EXCLUDE")
-    iam = parse_finding(_fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json"))
+    iam = parse_finding(fixture("cloud-custodian_iam-duty-event_eventbridge-envelope.json"))
     assert skip_reason(iam, FindingPolicy(min_severity=0, non_ec2="ignore")).startswith(
         "not about an EC2 instance")
 
