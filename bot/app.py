@@ -1,9 +1,7 @@
-"""The FastAPI + Bolt factory: /slack/events, /healthz."""
+"""The FastAPI + Bolt factory: /slack/events, the finding intakes, /healthz."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,20 +10,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from slack_bolt import App, BoltRequest
 
-from bot import blocks
+from bot import blocks, intake_http
 from bot.deps import Deps
 from bot.settings import Settings
 from handlers import actions, commands, home
-from handlers.findings import parse_finding
-from handlers.parsing import BadInput
-from playbooks.findings import FindingIn, skip_reason
 from playbooks.model import Question
 from storage.db import ping
 from storage.models import Approval, Incident
 
 log = logging.getLogger(__name__)
 MAX_SLACK_BODY = 1024 * 1024
-MAX_FINDING_BODY = 256 * 1024
 
 
 def create_bolt(settings: Settings, deps: Deps) -> App:
@@ -113,44 +107,7 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
             headers=bolt_response.first_headers_without_set_cookie(),
         )
 
-    intake = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
-    policy = deps.intake.policy
-
-    def ingest(finding: FindingIn) -> None:
-        try:
-            outcome = deps.intake.ingest(finding)
-            log.info("finding %s: %s", finding.id, outcome)
-        except Exception:  # the 202 is sent: the log and the audit trail must hear of it
-            log.exception("finding %s could not be handled", finding.id)
-            deps.engine.record(action="finding.error", actor="guardduty", outcome="error",
-                               detail=f"finding {finding.id} could not be handled")
-
-    @api.post("/aws/guardduty")
-    async def guardduty(request: Request) -> Response:
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {settings.intake_token}"
-        if not settings.intake_token or not hmac.compare_digest(given.encode(),
-                                                                expected.encode()):
-            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_FINDING_BODY:
-            return JSONResponse({"error": "body over 256 KiB"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_FINDING_BODY:
-            return JSONResponse({"error": "body over 256 KiB"}, status_code=413)
-        try:
-            finding = parse_finding(json.loads(body))
-        except ValueError as exc:  # malformed JSON, or BadInput: never 5xx (no retries)
-            reason = str(exc) if isinstance(exc, BadInput) else "malformed JSON"
-            return JSONResponse({"error": reason}, status_code=400)
-        intake.submit(ingest, finding)  # ignored ones are recorded too
-        skip = skip_reason(finding, policy)
-        if skip:
-            return JSONResponse({"status": "ignored", "reason": skip, "finding": finding.id},
-                                status_code=202)
-        return JSONResponse({"status": "accepted", "finding": finding.id,
-                             "instance": finding.instance_id or None,
-                             "sample": finding.sample}, status_code=202)
+    intake_http.register(api, settings, deps)
 
     @api.get("/healthz")
     async def healthz() -> Response:

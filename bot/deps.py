@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws.session import AwsFactory
+from aws.sns import fetch_https
 from bot.access import Directory, SlackAccess
 from bot.settings import Settings, SettingsError
 from bot.slack_notifier import SlackNotifier
@@ -36,6 +38,8 @@ class Deps:
     engine: Engine
     access: SlackAccess
     intake: Intake
+    # How irbot fetches SNS certificates and confirmation links (a test's own in tests).
+    fetch_url: Callable[[str], bytes] = fetch_https
 
 
 log = logging.getLogger(__name__)

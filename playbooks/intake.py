@@ -7,6 +7,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aws.instances import summary_from_finding
@@ -65,6 +67,28 @@ class Intake:
         self._opening_guard = threading.Lock()
         self._countdowns: dict[str, _Countdown] = {}
         self._countdown_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
+        self._queued = 0
+        self._queue_done = threading.Condition()
+
+    def submit(self, finding: FindingIn) -> None:
+        """Handle the finding on the intake pool (the HTTP answer does not wait for it)."""
+        with self._queue_done:
+            self._queued += 1
+        self._pool.submit(self._handle, finding)
+
+    def _handle(self, finding: FindingIn) -> None:
+        try:
+            log.info("finding %s: %s", finding.id, self.ingest(finding))
+        except Exception:  # the sender has its 202: the log and the audit trail must hear
+            log.exception("finding %s could not be handled", finding.id)
+            self.engine.record(action="finding.error", actor=GUARDDUTY_ACTOR,
+                               outcome="error",
+                               detail=f"finding {finding.id} could not be handled")
+        finally:
+            with self._queue_done:
+                self._queued -= 1
+                self._queue_done.notify_all()
 
     # --- findings ----------------------------------------------------------------------
     def ingest(self, finding: FindingIn) -> str:
@@ -153,8 +177,16 @@ class Intake:
         self.engine.refresh_root(incident_id)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Wait for pending digests and root updates (shutdown, tests)."""
-        return self._flush.wait_idle(timeout)
+        """Wait for queued findings, then pending digests and root updates (shutdown,
+        tests)."""
+        deadline = time.monotonic() + timeout
+        with self._queue_done:
+            while self._queued:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queue_done.wait(left)
+        return self._flush.wait_idle(max(0.0, deadline - time.monotonic()))
 
     # --- automatic isolation -----------------------------------------------------------
     def _start_countdown(self, incident_id: str, finding: FindingIn) -> None:
