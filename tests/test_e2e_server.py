@@ -25,6 +25,7 @@ from aws.quarantine_groups import QUARANTINE_NAME
 from tests.aws_world import World, build_world, group_by_name, interface_groups
 from tests.fake_slack import FakeSlack
 from tests.fake_socket_mode import FakeSocketMode
+from tests.guardduty_events import TOKEN, ec2_event, post_finding
 from tests.harness import ALICE, CHANNEL, SlackDriver, blocks_text, env
 
 
@@ -198,3 +199,34 @@ def test_evidence_capture_through_the_running_server(served: SlackDriver,
 
     uploaded = served.slack.wait_for(lambda: len(files()) >= 2 and files())
     assert {f["filename"].rsplit("-", 2)[1] for f in uploaded} >= {"metadata", "console"}
+
+
+def test_a_finding_from_another_account_through_the_running_server(
+        moto_server: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
+    """A finding posted as EventBridge posts it opens a usable thread, and Isolate acts in
+    the finding's account through the role IRBOT_ACCOUNT_ROLES names."""
+    other = "222233334444"
+    creds = boto3.client("sts", region_name="us-east-1").assume_role(
+        RoleArn=f"arn:aws:iam::{other}:role/setup", RoleSessionName="setup")["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"], region_name="us-east-1")
+    remote = build_world(session.client("ec2"), session.client("autoscaling"),
+                         session.client("elbv2"), name="payroll")
+    with running_irbot(fake_slack, moto_server, tmp_path, IRBOT_INTAKE_TOKEN=TOKEN,
+                       IRBOT_ACCOUNT_ROLES=f"{other}=arn:aws:iam::{other}:role/irbot") as base, \
+            httpx.Client(base_url=base, timeout=10) as client:
+        driver = SlackDriver(http=client, slack=fake_slack)
+        started = time.monotonic()
+        response = post_finding(client, ec2_event(remote.instance_id, account=other))
+        assert response.status_code == 202 and time.monotonic() - started < 1.0
+        ts, root = driver.wait_root(timeout=30)
+        assert f"{other} / us-east-1" in blocks_text(root)
+        driver.click("step:isolate", message_ts=ts)
+        fake_slack.wait_for(lambda: any(
+            "isolated" in m.get("text", "") for m in fake_slack.thread_messages(CHANNEL, ts)),
+            timeout=30)
+    ec2 = session.client("ec2")
+    quarantine = group_by_name(ec2, remote.vpc_id, QUARANTINE_NAME)
+    for eni in remote.eni_ids:
+        assert interface_groups(ec2, eni) == [quarantine["GroupId"]]
