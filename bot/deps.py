@@ -72,7 +72,9 @@ def slack_client(settings: Settings) -> WebClient:
     """Return a Web API client for SLACK_API_URL that waits out 429s and retries drops."""
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
                        timeout=15)
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=5))
+    # Slack asks to honour Retry-After rather than give up; in a finding storm many threads
+    # wait out the same window, so allow for several rounds.
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=10))
     client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
     return client
 

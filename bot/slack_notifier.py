@@ -56,9 +56,9 @@ class SlackNotifier:
         """Post a step's result in the thread."""
         self._thread(view, blocks.step_result_message(view, step, run, outcome))
 
-    def post_in_thread(self, view: IncidentView, text: str) -> None:
-        """Post a plain notice in the thread."""
-        self._thread(view, {"text": text})
+    def post_in_thread(self, view: IncidentView, text: str) -> bool:
+        """Post a plain notice in the thread; True if it went."""
+        return self._thread(view, {"text": text}) is not None
 
     def post_approval(self, view: IncidentView, step: Step,
                       approval: Approval) -> tuple[str, str] | None:

@@ -51,6 +51,16 @@ def label_of(finding: FindingIn) -> str:
             f"({severity_label(finding.severity)} {finding.severity:g})")
 
 
+def digest(lines: list[str]) -> str:
+    """Return one thread message for the findings that arrived since the last one."""
+    if len(lines) == 1:
+        return f":mag: {lines[0]}"
+    shown = "\n".join(f"• {line}" for line in lines[:MAX_DIGEST_LINES])
+    more = len(lines) - MAX_DIGEST_LINES
+    tail = f"\n…and {more} more (all are listed in the audit trail)" if more > 0 else ""
+    return f":mag: {len(lines)} new GuardDuty findings:\n{shown}{tail}"
+
+
 class Intake:
     """Takes checked findings and turns them into incidents, thread digests and, by
     policy, automatic isolation."""
@@ -165,15 +175,10 @@ class Intake:
         view = self.engine.view(incident_id)
         if view is None:
             return
-        if len(lines) == 1:
-            self.engine.notifier.post_in_thread(view, f":mag: {lines[0]}")
-        elif lines:
-            shown = "\n".join(f"• {line}" for line in lines[:MAX_DIGEST_LINES])
-            more = len(lines) - MAX_DIGEST_LINES
-            tail = (f"\n…and {more} more (all are listed in the audit trail)"
-                    if more > 0 else "")
-            self.engine.notifier.post_in_thread(
-                view, f":mag: {len(lines)} new GuardDuty findings:\n{shown}{tail}")
+        if lines and not self.engine.notifier.post_in_thread(view, digest(lines)):
+            with self._news_lock:  # Slack refused even after retries: try again later
+                self._news[incident_id] = lines + self._news.get(incident_id, [])
+            self._flush.ask(incident_id)
         self.engine.refresh_root(incident_id)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:

@@ -166,8 +166,8 @@ class Notifier(Protocol):
                          outcome: StepOutcome) -> None:
         """Post a step's result in the incident thread."""
 
-    def post_in_thread(self, view: IncidentView, text: str) -> None:
-        """Post a plain notice in the incident thread."""
+    def post_in_thread(self, view: IncidentView, text: str) -> bool:
+        """Post a plain notice in the incident thread; True if it went."""
 
     def post_notice(self, text: str) -> None:
         """Post a notice in the incident channel, outside any thread."""
