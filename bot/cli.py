@@ -1,4 +1,4 @@
-"""The `irbot` command: serve, audit verify, audit show."""
+"""The `irbot` command: serve, demo, report, audit verify, audit show, iam-policy, steps."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
 from storage import audit
@@ -24,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket", action="store_true",
                        help="receive Slack's requests over Socket Mode (SLACK_APP_TOKEN)")
     serve.add_argument("--log-level", default=os.environ.get("IRBOT_LOG_LEVEL", "info"))
+    demo = sub.add_parser("demo", help="run a whole incident on an embedded AWS emulator and "
+                          "a local stand-in for Slack (needs the demo extra)")
+    demo.add_argument("--pause", action="store_true", help="wait for Enter between steps")
+    report = sub.add_parser("report", help="write an incident's post-incident report "
+                            "(Markdown)")
+    report.add_argument("incident_id")
+    report.add_argument("-o", "--output", help="write to this file instead of stdout")
     sub.add_parser("iam-policy", help="print the IAM policy irbot's AWS role needs")
     sub.add_parser("steps", help="print the playbook's steps as a Markdown table")
     audit_cmd = sub.add_parser("audit", help="check or print the audit trail")
@@ -51,7 +63,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(EC2_COMPROMISE.iam_policy(), indent=2))
         return 0
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "report":
+        return _report(args)
     return _audit(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from bot.demo.run import run_demo
+    except ImportError as exc:
+        print(f"irbot demo needs the demo extra: pip install -e \".[demo]\" ({exc})",
+              file=sys.stderr)
+        return 2
+    return run_demo(pause=args.pause)
+
+
+def _sessions() -> sessionmaker[Session]:
+    engine = make_engine(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+    create_schema(engine)
+    return session_factory(engine)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from playbooks.catalog import EC2_COMPROMISE
+    from playbooks.report import build_report
+
+    incident_id = str(args.incident_id).upper()
+    if not re.fullmatch(r"IR-\d{4}-\d{4,}", incident_id):
+        print(f"irbot: {args.incident_id!r} is not an incident id like IR-2026-0001",
+              file=sys.stderr)
+        return 2
+    text = build_report(_sessions(), EC2_COMPROMISE, incident_id)
+    if text is None:
+        print(f"irbot: there is no incident {incident_id} in this database", file=sys.stderr)
+        return 1
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -83,33 +136,42 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    engine = make_engine(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
-    create_schema(engine)
-    sessions = session_factory(engine)
+    sessions = _sessions()
     if args.audit_command == "verify":
-        report = audit.verify(sessions)
-        if report.ok:
-            print(f"audit chain OK: {report.rows} rows verified")
-            return 0
-        print(f"audit chain BROKEN at row {report.first_broken_seq}: {report.problem}")
-        return 1
-    rows = audit.events_for(sessions, incident_id=args.incident_id)
+        return verify_audit(sessions)
+    return show_audit(sessions, args.incident_id, as_json=args.json)
+
+
+def verify_audit(sessions: sessionmaker[Session], out: TextIO = sys.stdout) -> int:
+    """Check the hash chain and say so; return the exit code."""
+    report = audit.verify(sessions)
+    if report.ok:
+        print(f"audit chain OK: {report.rows} rows verified", file=out)
+        return 0
+    print(f"audit chain BROKEN at row {report.first_broken_seq}: {report.problem}", file=out)
+    return 1
+
+
+def show_audit(sessions: sessionmaker[Session], incident_id: str, *, as_json: bool = False,
+               out: TextIO = sys.stdout) -> int:
+    """Print an incident's audit rows; return the exit code."""
+    rows = audit.events_for(sessions, incident_id=incident_id)
     if not rows:
-        print(f"no audit rows for {args.incident_id}", file=sys.stderr)
+        print(f"no audit rows for {incident_id}", file=sys.stderr)
         return 1
     for row in rows:
-        if args.json:
+        if as_json:
             print(json.dumps({
                 "seq": row.seq, "at": audit.utc_text(row.at), "actor": row.actor,
                 "approver": row.approver, "action": row.action, "step": row.step_id,
                 "outcome": row.outcome, "detail": row.detail, "request_ids": row.request_ids,
                 "params": row.params, "hash": row.hash,
-            }, sort_keys=True))
+            }, sort_keys=True), file=out)
         else:
             step = f" [{row.step_id}]" if row.step_id else ""
             ids = f" aws={','.join(row.request_ids)}" if row.request_ids else ""
             print(f"{row.seq:>6} {audit.utc_text(row.at)}Z {row.actor:<12} {row.action}{step} "
-                  f"{row.outcome}: {row.detail}{ids}")
+                  f"{row.outcome}: {row.detail}{ids}", file=out)
     return 0
 
 

@@ -31,6 +31,7 @@ from playbooks.model import (
     StepContext,
     StepOutcome,
 )
+from playbooks.report import build_report, durations
 from storage import approvals, audit, evidence, findings, incidents, steps
 from storage.approvals import aware
 from storage.incidents import IncidentExists
@@ -379,7 +380,8 @@ class Engine:
                 aws = self._reader(incident)
                 planned = step.plan(StepContext(incident=incident, aws=aws, log=call_log,
                                                 actor=run.requested_by,
-                                                config=self.step_config))
+                                                config=self.step_config,
+                                                params=dict(run.params or {})))
                 plan["calls"] = [p.to_dict() for p in planned]
             except AwsError as exc:
                 plan["error"] = f"could not work out the plan: {exc}"
@@ -562,8 +564,29 @@ class Engine:
                     + (f"\n>{summary}" if summary else "") + "\n" + "\n".join(
                         f"• {line}" for line in lines))
             self.notifier.post_in_thread(view, text)
+            self._post_report(view)
         self.refresh_root(incident_id)
         return Closed(incident_id=incident_id, lines=lines)
+
+    def report(self, incident_id: str) -> str | None:
+        """Return the incident's post-incident report (Markdown), or None."""
+        return build_report(self.sessions, self.playbook, incident_id)
+
+    def _post_report(self, view: IncidentView) -> None:
+        """Attach the post-incident report to the thread; its hash goes in the audit."""
+        text = self.report(view.incident.id)
+        if text is None:
+            return
+        content = text.encode()
+        digest = hashlib.sha256(content).hexdigest()
+        posted = self.notifier.attach_file(view, Artifact(
+            kind="report", filename=f"{view.incident.id}-report.md", content=content,
+            title=f"Post-incident report {view.incident.id}"), digest)
+        audit.append(self.sessions, action="report.posted", actor="irbot",
+                     outcome="posted" if posted else "failed", incident_id=view.incident.id,
+                     params={"sha256": digest, "size": len(content)},
+                     detail="" if posted else "the report could not be attached; run "
+                     f"`irbot report {view.incident.id}`")
 
     def _closing_lines(self, incident_id: str) -> list[str]:
         incident = incidents.get_incident(self.sessions, incident_id=incident_id)
@@ -578,14 +601,12 @@ class Engine:
             approved = f", approved by <@{run.approved_by}>" if run.approved_by else ""
             lines.append(f"{step.label}: {run.state} (asked by <@{run.requested_by}>{approved},"
                          f" {when(run.finished_at or run.requested_at)})")
-        isolate = latest.get("isolate")
-        if isolate is not None and isolate.state == StepState.SUCCEEDED.value and \
-                isolate.finished_at is not None:
-            took = aware(isolate.finished_at) - aware(incident.opened_at)
-            lines.append(f"Time to contain (opened to isolation verified): "
-                         f"{_duration(took.total_seconds())}")
-        else:
-            lines.append("Time to contain: the instance was never isolated by irbot")
+        times = durations(incident, latest,
+                          audit.events_for(self.sessions, incident_id=incident_id))
+        lines.append(f"Time to contain (from when {times.start_label} to isolation "
+                     f"verified): {times.contain_text()}")
+        if times.terminated is not None:
+            lines.append(f"Time to terminate: {times.terminate_text()}")
         return lines
 
     def _reader(self, incident: Incident) -> Aws:
@@ -747,12 +768,6 @@ def _busy_reason(step: Step, run: StepRun) -> str:
 def when(value: datetime | None) -> str:
     """Format a time for people, in UTC."""
     return aware(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "an unknown time"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _decided_reason(approval: Approval) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aws.errors import AwsError
 from aws.instances import describe_instance_raw
+from aws.plans import PlannedCall
 from aws.rebuild import Backup, data_backups, launch_replacement, restore_snapshot, safe_groups
 from playbooks.model import (
     ActionButton,
@@ -54,6 +55,21 @@ def _original_groups(ctx: StepContext, record: dict[str, Any]) -> list[str]:
     quarantine = isolate.result.get("quarantine_group_id") if isolate else None
     return [g for g in groups if g != quarantine] or [
         g["GroupId"] for g in record.get("SecurityGroups", [])]
+
+
+def plan_rebuild(ctx: StepContext) -> list[PlannedCall]:
+    """Say what Rebuild will launch; nothing about the old instance changes."""
+    ami = ctx.params.get("ami") or ctx.config.get("golden_ami", "") or "(asked when run)"
+    info = ctx.incident.instance or {}
+    groups = ", ".join(g.get("id", "") for g in info.get("security_groups", []))
+    return [
+        PlannedCall("ec2:CreateSecurityGroup", groups or "-",
+                    "copy any of these groups that opens SSH to the world, without that rule"),
+        PlannedCall("ec2:RunInstances", ami,
+                    f"launch one replacement in {info.get('subnet_id') or 'the same subnet'} "
+                    "with IMDSv2 required, hop limit 1, no key pair, the same instance "
+                    "profile; the compromised instance is not touched"),
+    ]
 
 
 def run_rebuild(ctx: StepContext) -> StepOutcome:
@@ -109,13 +125,30 @@ def _listed(backups: list[Backup]) -> list[dict[str, Any]]:
              "before_compromise": b.before_compromise} for b in backups]
 
 
+def recorded_volumes(ctx: StepContext) -> list[dict[str, str]]:
+    """Return the volumes the incident recorded (snapshots taken, volumes kept), for an
+    instance that no longer lists them (terminated)."""
+    found: dict[str, str] = {}
+    snapshot = ctx.facts.runs.get("snapshot")
+    for item in (snapshot.result or {}).get("snapshots", []) if snapshot else []:
+        if item.get("volume_id"):
+            found.setdefault(str(item["volume_id"]), str(item.get("device", "")))
+    isolate = ctx.facts.runs.get("isolate")
+    kept = ((isolate.result or {}).get("protection") or {}).get("volumes_kept", []) \
+        if isolate else []
+    for item in kept:
+        if item.get("volume_id"):
+            found.setdefault(str(item["volume_id"]), str(item.get("device", "")))
+    return [{"volume_id": v, "device": d} for v, d in found.items()]
+
+
 def _backups(ctx: StepContext, record: dict[str, Any], compromised_at: datetime,
              why: str) -> tuple[list[Backup], list[str], list[ActionButton]]:
     """List the data volumes' backups against the compromise time, with Restore buttons."""
     root = record.get("RootDeviceName", "")
-    volumes = [{"volume_id": m["Ebs"]["VolumeId"], "device": m["DeviceName"]}
-               for m in record.get("BlockDeviceMappings", [])
-               if m.get("Ebs") and m["DeviceName"] != root]
+    attached = [{"volume_id": m["Ebs"]["VolumeId"], "device": m["DeviceName"]}
+                for m in record.get("BlockDeviceMappings", []) if m.get("Ebs")]
+    volumes = [v for v in attached or recorded_volumes(ctx) if v["device"] != root]
     backups, problems = data_backups(ctx.aws, ctx.log, volumes=volumes,
                                      compromised_at=compromised_at,
                                      account_id=ctx.incident.account_id)
@@ -246,6 +279,7 @@ REBUILD = Step(
                            "incident (set IRBOT_GOLDEN_AMI to skip this question)",
                       pattern=AMI.pattern),
     question_config="golden_ami",
+    plan=plan_rebuild,
 )
 BACKUPS = Step(
     id="rebuild-backups",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws.plans import PlannedCall, checked
 from aws.snapshots import attached_volumes, snapshot_states
 from aws.termination import terminate
 from playbooks.model import Facts, Step, StepContext, StepOutcome
@@ -42,6 +43,21 @@ def missing_evidence(ctx: StepContext, facts: Facts) -> list[str]:
     return missing
 
 
+def plan_terminate(ctx: StepContext) -> list[PlannedCall]:
+    """Dry-run the two calls Terminate makes, and say what is kept."""
+    iid = ctx.incident.instance_id
+    tasks = [
+        checked(ctx.aws, ctx.log, "ec2:ModifyInstanceAttribute", iid,
+                "turn termination protection off (Isolate turned it on)",
+                "modify_instance_attribute", InstanceId=iid,
+                DisableApiTermination={"Value": False}),
+        checked(ctx.aws, ctx.log, "ec2:TerminateInstances", iid,
+                "terminate for good: memory is lost; volumes marked kept stay",
+                "terminate_instances", InstanceIds=[iid]),
+    ]
+    return [task() for task in tasks]
+
+
 def run_terminate(ctx: StepContext) -> StepOutcome:
     """Terminate the instance (the gate was checked just before)."""
     done = terminate(ctx.aws, ctx.log, instance_id=ctx.incident.instance_id)
@@ -72,4 +88,5 @@ TERMINATE = Step(
     destructive=True,
     needs_approval=True,
     missing=missing_evidence,
+    plan=plan_terminate,
 )
