@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from slack_bolt import App, BoltRequest
 
-from bot import blocks, intake_http
+from bot import blocks
 from bot.deps import Deps
 from bot.settings import Settings
-from handlers import actions, commands, home
+from handlers import actions, commands, home, intake_http
 from playbooks.model import Question
 from storage.db import ping
 from storage.models import Approval, Incident

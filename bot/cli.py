@@ -142,8 +142,9 @@ def _audit(args: argparse.Namespace) -> int:
     return show_audit(sessions, args.incident_id, as_json=args.json)
 
 
-def verify_audit(sessions: sessionmaker[Session], out: TextIO = sys.stdout) -> int:
+def verify_audit(sessions: sessionmaker[Session], out: TextIO | None = None) -> int:
     """Check the hash chain and say so; return the exit code."""
+    out = out or sys.stdout
     report = audit.verify(sessions)
     if report.ok:
         print(f"audit chain OK: {report.rows} rows verified", file=out)
@@ -153,8 +154,9 @@ def verify_audit(sessions: sessionmaker[Session], out: TextIO = sys.stdout) -> i
 
 
 def show_audit(sessions: sessionmaker[Session], incident_id: str, *, as_json: bool = False,
-               out: TextIO = sys.stdout) -> int:
+               out: TextIO | None = None) -> int:
     """Print an incident's audit rows; return the exit code."""
+    out = out or sys.stdout
     rows = audit.events_for(sessions, incident_id=incident_id)
     if not rows:
         print(f"no audit rows for {incident_id}", file=sys.stderr)

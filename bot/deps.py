@@ -17,10 +17,10 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aws.session import AwsFactory
-from aws.sns import fetch_https
 from bot.access import Directory, SlackAccess
 from bot.settings import Settings, SettingsError
 from bot.slack_notifier import SlackNotifier
+from handlers.sns import fetch_https
 from playbooks.catalog import EC2_COMPROMISE, Playbook
 from playbooks.engine import Engine
 from playbooks.findings import FindingPolicy

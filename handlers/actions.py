@@ -149,33 +149,28 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
                        reason=f"suspected lateral movement from {click.from_incident}",
                        respond=respond, link=link)
 
-    @guarded(engine, "incident.close")
-    def close_clicked(body: dict[str, Any], respond: Respond) -> None:
-        if not in_channel(body, respond, "incident.close"):
-            return
-        try:
-            incident_id, user = parse_incident_click(body)
-        except BadInput as exc:
-            refuse(body, respond, "incident.close", f"{exc} Nothing was done.", "rejected")
-            return
-        closed = engine.close_incident(incident_id=incident_id, actor=user)
-        if isinstance(closed, Refused):
-            respond(text=f":no_entry: {closed.reason}", response_type="ephemeral",
-                    replace_original=False)
+    def incident_button(action: str, act: Callable[[str, str], str | None]
+                        ) -> Callable[..., None]:
+        """A button whose value is the incident id: Close incident, Cancel (auto-isolate)."""
+        @guarded(engine, action)
+        def clicked(body: dict[str, Any], respond: Respond) -> None:
+            if not in_channel(body, respond, action):
+                return
+            try:
+                incident_id, user = parse_incident_click(body)
+            except BadInput as exc:
+                refuse(body, respond, action, f"{exc} Nothing was done.", "rejected")
+                return
+            why_not = act(incident_id, user)
+            if why_not:
+                respond(text=f":no_entry: {why_not}", response_type="ephemeral",
+                        replace_original=False)
 
-    @guarded(engine, "policy.cancel")
-    def cancel_clicked(body: dict[str, Any], respond: Respond) -> None:
-        if not in_channel(body, respond, "policy.cancel"):
-            return
-        try:
-            incident_id, user = parse_incident_click(body)
-        except BadInput as exc:
-            refuse(body, respond, "policy.cancel", f"{exc} Nothing was done.", "rejected")
-            return
-        why_not = cancel_auto(incident_id, user)
-        if why_not:
-            respond(text=f":no_entry: {why_not}", response_type="ephemeral",
-                    replace_original=False)
+        return clicked
+
+    def close(incident_id: str, user: str) -> str | None:
+        closed = engine.close_incident(incident_id=incident_id, actor=user)
+        return closed.reason if isinstance(closed, Refused) else None
 
     def ack_answer(ack: Ack, body: dict[str, Any]) -> None:
         try:
@@ -207,6 +202,8 @@ def register(app: App, *, engine: Engine, channels: tuple[str, ...],
     app.action(ActionId.ADD_REASON.value)(ack=ack_click, lazy=[reason_clicked])
     app.view(ViewId.REASON.value)(ack=ack_reason, lazy=[reason_submitted])
     app.view(ViewId.QUESTION.value)(ack=ack_answer, lazy=[answer_submitted])
-    app.action(ActionId.CLOSE.value)(ack=ack_click, lazy=[close_clicked])
-    app.action(ActionId.CANCEL_AUTO.value)(ack=ack_click, lazy=[cancel_clicked])
+    app.action(ActionId.CLOSE.value)(ack=ack_click,
+                                     lazy=[incident_button("incident.close", close)])
+    app.action(ActionId.CANCEL_AUTO.value)(ack=ack_click,
+                                           lazy=[incident_button("policy.cancel", cancel_auto)])
     app.action(f"{ActionId.FOLLOW_UP_PREFIX}open-incident")(ack=ack_click, lazy=[open_clicked])

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from aws.sns import SnsRejected, SnsVerifier, is_sns_url, signing_string
 from bot.deps import Deps
+from handlers.sns import SnsRejected, SnsVerifier, is_sns_url, signing_string
 from storage.models import AuditEvent
 from tests.aws_world import World
 from tests.guardduty_events import ec2_event

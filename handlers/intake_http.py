@@ -13,20 +13,30 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from aws.sns import SnsMessage, SnsRejected, SnsVerifier
 from bot.deps import Deps
 from bot.settings import Settings
 from handlers.findings import parse_finding
 from handlers.parsing import BadInput
+from handlers.sns import SnsMessage, SnsRejected, SnsVerifier
 from playbooks.findings import skip_reason
 
 MAX_FINDING_BODY = 256 * 1024
 MAX_SNS_BODY = 512 * 1024  # a 256 KiB message, escaped inside the SNS envelope
 
 
-def _too_large(request: Request, limit: int) -> bool:
+async def _json_body(request: Request, limit: int) -> Any:
+    """Return the parsed JSON body, or the 413/400 answer saying why not."""
+    too_large = JSONResponse({"error": f"body over {limit // 1024} KiB"}, status_code=413)
     declared = request.headers.get("content-length", "")
-    return declared.isdigit() and int(declared) > limit
+    if declared.isdigit() and int(declared) > limit:
+        return too_large
+    body = await request.body()
+    if len(body) > limit:
+        return too_large
+    try:
+        return json.loads(body)
+    except ValueError:  # never 5xx for bad input: AWS would retry it
+        return JSONResponse({"error": "malformed JSON"}, status_code=400)
 
 
 def register(api: FastAPI, settings: Settings, deps: Deps) -> None:
@@ -59,15 +69,9 @@ def register(api: FastAPI, settings: Settings, deps: Deps) -> None:
         if not settings.intake_token or not hmac.compare_digest(given.encode(),
                                                                 expected.encode()):
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401)
-        if _too_large(request, MAX_FINDING_BODY):
-            return JSONResponse({"error": "body over 256 KiB"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_FINDING_BODY:
-            return JSONResponse({"error": "body over 256 KiB"}, status_code=413)
-        try:
-            parsed = json.loads(body)
-        except ValueError:  # never 5xx for bad input: EventBridge would retry it
-            return JSONResponse({"error": "malformed JSON"}, status_code=400)
+        parsed = await _json_body(request, MAX_FINDING_BODY)
+        if isinstance(parsed, Response):
+            return parsed
         return await run_in_threadpool(accept, parsed, "eventbridge")
 
     def sns(parsed: Any) -> Response:
@@ -113,14 +117,8 @@ def register(api: FastAPI, settings: Settings, deps: Deps) -> None:
         if not settings.sns_topics:
             return JSONResponse({"error": "no topics are trusted: set IRBOT_SNS_TOPICS"},
                                 status_code=403)
-        if _too_large(request, MAX_SNS_BODY):
-            return JSONResponse({"error": "body over 512 KiB"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_SNS_BODY:
-            return JSONResponse({"error": "body over 512 KiB"}, status_code=413)
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            return JSONResponse({"error": "malformed JSON"}, status_code=400)
+        parsed = await _json_body(request, MAX_SNS_BODY)
+        if isinstance(parsed, Response):
+            return parsed
         # Fetching a certificate and checking a signature block: keep them off the loop.
         return await run_in_threadpool(sns, parsed)

@@ -1,4 +1,4 @@
-"""Amazon SNS HTTPS deliveries: checking a message's signature the way AWS documents it.
+"""Amazon SNS HTTPS deliveries: checking that a message is genuine, the way AWS documents it.
 
 A message is trusted only when (1) its signing certificate comes over HTTPS from
 sns.<region>.amazonaws.com, (2) the RSA signature over the canonical fields verifies
