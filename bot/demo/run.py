@@ -163,7 +163,10 @@ class Demo:
         self.show.flush()
         self.show.say(f"\n▶ {text}")
         if self.pause:
-            input("  (Enter to go on) ")
+            try:
+                input("  (Enter to go on) ")
+            except EOFError:  # no terminal to wait on: go on without pausing
+                self.pause = False
 
     def run(self) -> int:
         started = time.monotonic()
