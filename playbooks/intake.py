@@ -43,6 +43,13 @@ class _Countdown:
     channel: str
     ts: str
     timer: threading.Timer
+    cancelled_by: str = ""
+
+
+def cancelled_text(actor: str) -> str:
+    """Return what a cancelled countdown's message becomes."""
+    return (f":octagonal_sign: Automatic isolation *cancelled* by <@{actor}>. Isolate stays "
+            "one click away in the root message.")
 
 
 def label_of(finding: FindingIn) -> str:
@@ -125,8 +132,8 @@ class Intake:
                          detail=finding.title)
             return "posted as a notice (not about an EC2 instance)"
         incident_id = self._incident_for(finding, label)
-        if incident_id.startswith("!"):
-            return f"not opened: {incident_id[1:]}"
+        if isinstance(incident_id, OpenFailed):
+            return f"not opened: {incident_id.message}"
         findings.link(engine.sessions, finding_id=finding.id, incident_id=incident_id)
         audit.append(engine.sessions, action="finding.linked", actor=GUARDDUTY_ACTOR,
                      outcome="linked", incident_id=incident_id,
@@ -144,8 +151,8 @@ class Intake:
             self._start_countdown(incident_id, finding)
         return f"added to {incident_id}"
 
-    def _incident_for(self, finding: FindingIn, label: str) -> str:
-        """Return the instance's live incident id, opening it if needed ("!why" if not)."""
+    def _incident_for(self, finding: FindingIn, label: str) -> str | OpenFailed:
+        """Return the instance's live incident id, opening the incident if needed."""
         engine = self.engine
         with self._opening_guard:
             lock = self._opening.setdefault(finding.instance_id, threading.Lock())
@@ -165,7 +172,7 @@ class Intake:
             engine.notifier.post_notice(f":warning: GuardDuty {label} for "
                                         f"{finding.instance_id} ({finding.account_id}/"
                                         f"{finding.region}): {opened.message}")
-            return "!" + opened.message
+            return opened
         return opened.incident.id
 
     def _post_news(self, incident_id: str) -> None:
@@ -208,13 +215,22 @@ class Intake:
             if view is None or view.incident.status in ENDED_STATUSES:
                 return
             delay = self.auto.delay
-            text = (f":stopwatch: *Isolating in {delay:g} s unless cancelled.* "
-                    f"Policy IRBOT_AUTO_ISOLATE matched GuardDuty {label_of(finding)}.")
-            where = engine.notifier.post_countdown(view, text, incident_id)
             timer = threading.Timer(delay, self._countdown_over, args=(incident_id,))
             timer.daemon = True
-            self._countdowns[incident_id] = _Countdown(
-                finding.id, where[0] if where else "", where[1] if where else "", timer)
+            countdown = _Countdown(finding.id, "", "", timer)
+            self._countdowns[incident_id] = countdown
+        # Post outside the lock: a rate-limited Slack must not hold up other incidents.
+        text = (f":stopwatch: *Isolating in {delay:g} s unless cancelled.* "
+                f"Policy IRBOT_AUTO_ISOLATE matched GuardDuty {label_of(finding)}.")
+        where = engine.notifier.post_countdown(view, text, incident_id)
+        with self._countdown_lock:
+            countdown.channel, countdown.ts = where or ("", "")
+            cancelled = self._countdowns.get(incident_id) is not countdown
+        if cancelled:  # someone cancelled while the message was on its way
+            if where:
+                engine.notifier.replace_message(where[0], where[1], cancelled_text(
+                    countdown.cancelled_by))
+            return
         audit.append(engine.sessions, action="policy.auto_isolate", actor=POLICY_ACTOR,
                      outcome="scheduled", incident_id=incident_id, step_id="isolate",
                      params={"finding_id": finding.id, "type": finding.type,
@@ -258,6 +274,7 @@ class Intake:
             countdown = self._countdowns.pop(incident_id, None)
             if countdown is not None:
                 countdown.timer.cancel()
+                countdown.cancelled_by = actor
         if countdown is None:
             engine.record(action="policy.cancel", actor=actor, outcome="refused",
                           incident_id=incident_id, detail="no countdown pending")
@@ -268,8 +285,6 @@ class Intake:
                      params={"finding_id": countdown.finding_id},
                      detail="automatic isolation cancelled")
         if countdown.ts:
-            engine.notifier.replace_message(
-                countdown.channel, countdown.ts,
-                f":octagonal_sign: Automatic isolation *cancelled* by <@{actor}>. "
-                "Isolate stays one click away in the root message.")
+            engine.notifier.replace_message(countdown.channel, countdown.ts,
+                                            cancelled_text(actor))
         return None
