@@ -181,11 +181,12 @@ class Engine:
     # --- opening -----------------------------------------------------------------------
     def open_incident(self, *, instance_id: str, actor: str, reason: str,
                       region: str | None = None, account_id: str = "",
-                      seen: InstanceSummary | None = None
+                      seen: InstanceSummary | None = None, finding_id: str = ""
                       ) -> Opened | AlreadyOpen | OpenFailed:
         """Look the instance up in its account and region and open an incident for it, or
         point at the live one. `seen` is what a finding said about the instance: with it,
-        an account irbot has no role for still gets its thread, saying what to configure."""
+        an account irbot has no role for still gets its thread, saying what to configure.
+        `finding_id` is the finding that opened it, shown in the first root message."""
         if not self._responder(actor, action="incident.open", detail=instance_id):
             return OpenFailed(NOT_RESPONDER)
         region = region or self.aws.default_region
@@ -223,6 +224,8 @@ class Engine:
             )
         except IncidentExists as exc:
             return self._already_open(exc.existing, actor)
+        if finding_id:  # the root message shows the finding that opened it from the start
+            findings.link(self.sessions, finding_id=finding_id, incident_id=incident.id)
         audit.append(self.sessions, action="incident.open", actor=actor, outcome="succeeded",
                      incident_id=incident.id,
                      params={**params, **calls_for_audit(call_log.records)},

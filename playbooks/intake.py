@@ -167,6 +167,7 @@ class Intake:
             opened = engine.open_incident(
                 instance_id=finding.instance_id, actor=GUARDDUTY_ACTOR,
                 region=finding.region, account_id=finding.account_id, seen=seen,
+                finding_id=finding.id,
                 reason=f"GuardDuty {label}: {finding.title}")
         if isinstance(opened, OpenFailed):
             engine.notifier.post_notice(f":warning: GuardDuty {label} for "

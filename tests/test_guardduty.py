@@ -85,8 +85,16 @@ def test_a_bare_finding_is_accepted_too(driver: SlackDriver, deps: Deps, world: 
     finding["severity"] = 7
     finding["resource"]["instanceDetails"]["instanceId"] = world.instance_id
     assert _post(driver, finding).status_code == 202
-    driver.wait_root()
+    _ts, root = driver.wait_root()
     assert deps.engine.open_incidents()[0].instance_id == world.instance_id
+    # The root message carries the finding in full: what was seen, when, how often.
+    text = blocks_text(root)
+    for expected in ("*Canary:EC2/Stateless.IntegTest*", "High 7", "account 123456789012",
+                     "us-east-1", "*Seen:* remote IP 0.0.0.0 (GeneratedFindingCityName, "
+                     "United States); outbound remote port 22 local port 2000 TCP",
+                     "*First seen* 2017-10-31 23:16:23 UTC", "*last seen* 2017-10-31",
+                     "*count* 1"):
+        assert expected in text, expected
 
 
 def test_type_patterns_and_policy() -> None:

@@ -128,8 +128,7 @@ def test_a_storm_of_findings_ends_as_one_thread_per_instance(
             instance, finding_id=f"storm-{n:03d}", severity=5.0 + (n % 30) / 10,
             kind="Recon:EC2/PortProbeUnprotectedPort"))
         assert response.status_code == 202
-    posted = time.monotonic() - started
-    assert posted < 60
+    posted = time.monotonic() - started  # bench/finding_storm.py measures the timings
 
     def settled() -> bool:
         with deps.sessions() as session:
