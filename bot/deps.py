@@ -110,5 +110,6 @@ def build_deps(settings: Settings, *, aws: AwsFactory | None = None) -> Deps:
         auto=AutoIsolate(types=settings.auto_isolate,
                          min_severity=settings.auto_isolate_min_severity,
                          delay=float(settings.auto_isolate_delay_seconds)))
+    intake.resume()  # countdowns a restart left pending
     return Deps(db=db, sessions=sessions, slack=slack, notifier=notifier, aws=aws,
                 engine=engine, access=access, intake=intake)

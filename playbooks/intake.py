@@ -10,13 +10,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aws.instances import summary_from_finding
 from playbooks.coalesce import Coalescer
 from playbooks.engine import GUARDDUTY_ACTOR, POLICY_ACTOR, Engine, OpenFailed, Refused
 from playbooks.findings import FindingIn, FindingPolicy, severity_label, skip_reason
-from storage import audit, findings, incidents
-from storage.models import ENDED_STATUSES, StepState
+from storage import audit, countdowns, findings, incidents
+from storage.approvals import aware
+from storage.models import ENDED_STATUSES, CountdownState, StepState, utcnow
 
 log = logging.getLogger(__name__)
 MAX_DIGEST_LINES = 10
@@ -35,15 +37,6 @@ class AutoIsolate:
         """True when the policy applies to the finding."""
         return (bool(self.types) and finding.severity >= self.min_severity
                 and any(fnmatch.fnmatchcase(finding.type, p) for p in self.types))
-
-
-@dataclass
-class _Countdown:
-    finding_id: str
-    channel: str
-    ts: str
-    timer: threading.Timer
-    cancelled_by: str = ""
 
 
 def cancelled_text(actor: str) -> str:
@@ -82,7 +75,7 @@ class Intake:
         self._flush = Coalescer(self._post_news, interval=interval)
         self._opening: dict[str, threading.Lock] = {}
         self._opening_guard = threading.Lock()
-        self._countdowns: dict[str, _Countdown] = {}
+        self._timers: dict[str, threading.Timer] = {}
         self._countdown_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
         self._queued = 0
@@ -201,53 +194,104 @@ class Intake:
                 self._queue_done.wait(left)
         return self._flush.wait_idle(max(0.0, deadline - time.monotonic()))
 
+    def close(self) -> None:
+        """Stop this process's countdown timers (the countdowns stay pending in the
+        database for the next start) and the intake pool."""
+        with self._countdown_lock:
+            timers, self._timers = list(self._timers.values()), {}
+        for timer in timers:
+            timer.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     # --- automatic isolation -----------------------------------------------------------
+    # The countdown lives in the database (one per incident, decided once by a conditional
+    # UPDATE); each process only holds a timer. A cancel on any replica wins over every
+    # timer, and a restart resumes what was pending.
     def _start_countdown(self, incident_id: str, finding: FindingIn) -> None:
         engine = self.engine
-        with self._countdown_lock:
-            if incident_id in self._countdowns:
-                return
-            run = engine.facts(incident_id).runs.get("isolate")
-            if run is not None and run.state in (
-                    StepState.SUCCEEDED.value, StepState.RUNNING.value,
-                    StepState.AWAITING_APPROVAL.value):
-                return
-            view = engine.view(incident_id)
-            if view is None or view.incident.status in ENDED_STATUSES:
-                return
-            delay = self.auto.delay
-            timer = threading.Timer(delay, self._countdown_over, args=(incident_id,))
-            timer.daemon = True
-            countdown = _Countdown(finding.id, "", "", timer)
-            self._countdowns[incident_id] = countdown
-        # Post outside the lock: a rate-limited Slack must not hold up other incidents.
-        text = (f":stopwatch: *Isolating in {delay:g} s unless cancelled.* "
-                f"Policy IRBOT_AUTO_ISOLATE matched GuardDuty {label_of(finding)}.")
-        where = engine.notifier.post_countdown(view, text, incident_id)
-        with self._countdown_lock:
-            countdown.channel, countdown.ts = where or ("", "")
-            cancelled = self._countdowns.get(incident_id) is not countdown
-        if cancelled:  # someone cancelled while the message was on its way
-            if where:
-                engine.notifier.replace_message(where[0], where[1], cancelled_text(
-                    countdown.cancelled_by))
+        run = engine.facts(incident_id).runs.get("isolate")
+        if run is not None and run.state in (
+                StepState.SUCCEEDED.value, StepState.RUNNING.value,
+                StepState.AWAITING_APPROVAL.value):
+            return
+        view = engine.view(incident_id)
+        if view is None or view.incident.status in ENDED_STATUSES:
+            return
+        delay = self.auto.delay
+        created = countdowns.create_countdown(
+            engine.sessions, incident_id=incident_id, finding_id=finding.id,
+            due_at=utcnow() + timedelta(seconds=delay))
+        if created is None:  # one per incident: after a cancel, people are in charge
             return
         audit.append(engine.sessions, action="policy.auto_isolate", actor=POLICY_ACTOR,
                      outcome="scheduled", incident_id=incident_id, step_id="isolate",
                      params={"finding_id": finding.id, "type": finding.type,
                              "severity": finding.severity, "delay_seconds": delay},
                      detail=f"isolating in {delay:g} s unless cancelled")
+        text = (f":stopwatch: *Isolating in {delay:g} s unless cancelled.* "
+                f"Policy IRBOT_AUTO_ISOLATE matched GuardDuty {label_of(finding)}.")
+        where = engine.notifier.post_countdown(view, text, incident_id)
+        if where is not None:
+            countdowns.set_message(engine.sessions, incident_id=incident_id,
+                                   channel_id=where[0], message_ts=where[1])
+            now = countdowns.get_countdown(engine.sessions, incident_id=incident_id)
+            if now is not None and now.state == CountdownState.CANCELLED.value:
+                # Cancelled while its message was on the way: say so on the message.
+                engine.notifier.replace_message(where[0], where[1],
+                                                cancelled_text(now.decided_by or "?"))
+                return
+        self._schedule(incident_id, delay)
+
+    def _schedule(self, incident_id: str, delay: float) -> None:
+        timer = threading.Timer(delay, self._countdown_over, args=(incident_id,))
+        timer.daemon = True
+        with self._countdown_lock:
+            old = self._timers.pop(incident_id, None)
+            self._timers[incident_id] = timer
+        if old is not None:
+            old.cancel()
         timer.start()
+
+    def resume(self, *, stale_after: float = 900.0) -> int:
+        """Schedule the countdowns a restart left pending; one overdue by more than
+        `stale_after` seconds is dropped with a notice, not run. Return how many resumed."""
+        resumed = 0
+        for countdown in countdowns.pending(self.engine.sessions):
+            left = (aware(countdown.due_at) - utcnow()).total_seconds()
+            if left < -stale_after:
+                self._drop_stale(countdown.incident_id)
+                continue
+            self._schedule(countdown.incident_id, max(0.0, left))
+            resumed += 1
+        return resumed
+
+    def _drop_stale(self, incident_id: str) -> None:
+        engine = self.engine
+        dropped = countdowns.decide(engine.sessions, incident_id=incident_id,
+                                    state=CountdownState.CANCELLED, by="irbot")
+        if dropped is None:
+            return
+        detail = "automatic isolation dropped: irbot was down when it was due"
+        audit.append(engine.sessions, action="policy.cancel", actor="irbot",
+                     outcome="cancelled", incident_id=incident_id, step_id="isolate",
+                     detail=detail)
+        if dropped.channel_id and dropped.message_ts:
+            engine.notifier.replace_message(
+                dropped.channel_id, dropped.message_ts,
+                f":warning: Automatic isolation was *not run*: {detail}. Isolate is one "
+                "click away in the root message.")
 
     def _countdown_over(self, incident_id: str) -> None:
         with self._countdown_lock:
-            countdown = self._countdowns.pop(incident_id, None)
-        if countdown is None:  # cancelled just in time
-            return
+            self._timers.pop(incident_id, None)
         engine = self.engine
-        if countdown.ts:
+        started = countdowns.decide(engine.sessions, incident_id=incident_id,
+                                    state=CountdownState.STARTED, by=POLICY_ACTOR)
+        if started is None:  # cancelled, or started by another replica
+            return
+        if started.channel_id and started.message_ts:
             engine.notifier.replace_message(
-                countdown.channel, countdown.ts,
+                started.channel_id, started.message_ts,
                 ":robot_face: *Isolating now* (policy IRBOT_AUTO_ISOLATE; nobody cancelled).")
         try:
             outcome = engine.request_step(incident_id=incident_id, step_id="isolate",
@@ -271,21 +315,22 @@ class Intake:
             engine.record(action="policy.cancel", actor=actor, outcome="denied",
                           incident_id=incident_id, detail="not a responder")
             return "Only responders may cancel automatic isolation."
-        with self._countdown_lock:
-            countdown = self._countdowns.pop(incident_id, None)
-            if countdown is not None:
-                countdown.timer.cancel()
-                countdown.cancelled_by = actor
-        if countdown is None:
+        cancelled = countdowns.decide(engine.sessions, incident_id=incident_id,
+                                      state=CountdownState.CANCELLED, by=actor)
+        if cancelled is None:
             engine.record(action="policy.cancel", actor=actor, outcome="refused",
                           incident_id=incident_id, detail="no countdown pending")
             return ("There is no automatic isolation waiting for this incident: it already "
                     "started or was cancelled.")
+        with self._countdown_lock:
+            timer = self._timers.pop(incident_id, None)
+        if timer is not None:
+            timer.cancel()
         audit.append(engine.sessions, action="policy.cancel", actor=actor,
                      outcome="cancelled", incident_id=incident_id, step_id="isolate",
-                     params={"finding_id": countdown.finding_id},
+                     params={"finding_id": cancelled.finding_id},
                      detail="automatic isolation cancelled")
-        if countdown.ts:
-            engine.notifier.replace_message(countdown.channel, countdown.ts,
+        if cancelled.channel_id and cancelled.message_ts:
+            engine.notifier.replace_message(cancelled.channel_id, cancelled.message_ts,
                                             cancelled_text(actor))
         return None

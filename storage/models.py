@@ -174,6 +174,28 @@ class Approval(Base):
     message_ts: Mapped[str | None] = mapped_column(String(32))
 
 
+class CountdownState(enum.StrEnum):
+    PENDING = "pending"
+    CANCELLED = "cancelled"
+    STARTED = "started"
+
+
+class Countdown(Base):
+    """An automatic isolation waiting out its delay; at most one per incident, ever (once
+    someone cancels, the policy leaves the incident to people). Decided at most once."""
+
+    __tablename__ = "countdowns"
+
+    incident_id: Mapped[str] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    finding_id: Mapped[str] = mapped_column(String(128))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(20), default=CountdownState.PENDING.value)
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Evidence(Base):
     __tablename__ = "evidence"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

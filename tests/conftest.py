@@ -126,6 +126,7 @@ def deps(app_env: dict[str, str]) -> Iterator[Deps]:
     built = build_deps(load_settings())
     yield built
     built.intake.wait_idle(10)  # no digest may fire at a stopped fake Slack
+    built.intake.close()
     built.db.dispose()
 
 

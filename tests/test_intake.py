@@ -7,13 +7,15 @@ import re
 import threading
 import time
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.deps import Deps
 from playbooks.coalesce import Coalescer
-from storage.models import AuditEvent, Finding, StepRun
+from playbooks.intake import Intake
+from storage.models import AuditEvent, Countdown, Finding, StepRun, utcnow
 from tests.aws_world import AMI, World, group_by_name, interface_groups
 from tests.guardduty_events import TOKEN, ec2_event, post_finding
 from tests.harness import ALICE, CHANNEL, MALLORY, SlackDriver
@@ -171,3 +173,57 @@ def test_a_storm_of_findings_ends_as_one_thread_per_instance(
     with deps.sessions() as session:
         assert session.query(Finding).count() == 500
         assert session.query(StepRun).count() == 0  # Recon: the policy does not match
+
+
+def _second_replica(deps: Deps) -> Intake:
+    """Another process's intake over the same database (timers of its own)."""
+    return Intake(deps.engine, policy=deps.intake.policy, auto=deps.intake.auto)
+
+
+def test_a_cancel_on_another_replica_stops_the_countdown(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    post_finding(driver.http, ec2_event(world.instance_id))
+    _countdown(driver)
+    incident_id = deps.engine.open_incidents()[0].id
+    assert _second_replica(deps).cancel_countdown(incident_id=incident_id, actor=ALICE) is None
+    time.sleep(1.5)  # the first replica's timer (1 s) has fired by now
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 0
+    assert interface_groups(clients["ec2"], world.eni_ids[0]) == [world.web_sg]
+    # One countdown per incident: once cancelled, people are in charge.
+    post_finding(driver.http, ec2_event(world.instance_id, finding_id="f-again"))
+    assert deps.intake.wait_idle(10)
+    assert sum("unless cancelled" in str(c.args.get("text", ""))
+               for c in driver.slack.calls_to("chat.postMessage")) == 1
+
+
+@pytest.mark.parametrize("app_extra_env", ["300"], indirect=True)
+def test_a_restart_resumes_pending_countdowns_and_drops_stale_ones(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    post_finding(driver.http, ec2_event(world.instance_id))
+    _countdown(driver)
+    incident_id = deps.engine.open_incidents()[0].id
+    with deps.sessions.begin() as session:  # irbot was down; the countdown is now due
+        session.get(Countdown, incident_id).due_at = utcnow() - timedelta(seconds=5)
+    assert _second_replica(deps).resume() == 1
+    driver.slack.wait_for(lambda: deps.engine.facts(incident_id).runs.get("isolate")
+                          and deps.engine.facts(incident_id).runs["isolate"].state
+                          == "succeeded")
+    assert deps.engine.facts(incident_id).runs["isolate"].requested_by == "policy"
+    assert deps.intake.cancel_countdown(incident_id=incident_id, actor=ALICE) is not None
+
+
+@pytest.mark.parametrize("app_extra_env", ["300"], indirect=True)
+def test_a_countdown_long_overdue_is_dropped_not_run(
+        driver: SlackDriver, deps: Deps, world: World) -> None:
+    post_finding(driver.http, ec2_event(world.instance_id))
+    _ts, countdown_ts, _message = _countdown(driver)
+    incident_id = deps.engine.open_incidents()[0].id
+    with deps.sessions.begin() as session:
+        session.get(Countdown, incident_id).due_at = utcnow() - timedelta(hours=2)
+    assert _second_replica(deps).resume() == 0
+    driver.slack.wait_for(lambda: "not run" in str(
+        driver.slack.messages[(CHANNEL, countdown_ts)].get("text", "")))
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 0
+        assert session.get(Countdown, incident_id).state == "cancelled"

@@ -152,6 +152,7 @@ class Demo:
 
     def close(self) -> None:
         self.deps.intake.wait_idle(10)
+        self.deps.intake.close()
         self.http.close()
         self.server.should_exit = True
         self.thread.join(10)

@@ -51,7 +51,7 @@ class SlackDriver:
         """Return the texts posted to one response_url."""
         return [str(c.args.get("text", "")) for c in self.slack.responses if c.method == name]
 
-    def wait_reply(self, name: str, contains: str = "", timeout: float = 15) -> str:
+    def wait_reply(self, name: str, contains: str = "", timeout: float = 30) -> str:
         """Wait for a reply on a response_url that contains `contains`; return it."""
         def found() -> str | None:
             return next((t for t in self.replies(name) if contains in t), None)
@@ -65,7 +65,7 @@ class SlackDriver:
             raise AssertionError(f"expected one root message, found {len(roots)}")
         return roots[0]
 
-    def wait_root(self, timeout: float = 15) -> tuple[str, dict[str, Any]]:
+    def wait_root(self, timeout: float = 30) -> tuple[str, dict[str, Any]]:
         """Wait until a root message is posted; return it."""
         self.slack.wait_for(lambda: self.slack.calls_to("chat.postMessage"), timeout)
         return self.root()

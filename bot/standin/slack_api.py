@@ -115,7 +115,7 @@ class FakeSlack:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Wait until predicate() is truthy (re-checked on every call); return its value."""
         deadline = time.monotonic() + timeout
         with self._cond:
