@@ -102,6 +102,11 @@ def _field(label: str, value: str) -> dict[str, Any]:
     return mrkdwn(f"*{label}*\n{value or '—'}")
 
 
+def _pair(label: str, first: str, second: str) -> dict[str, Any]:
+    """A field of two values (type / state); a missing one shows as a dash."""
+    return _field(label, f"{first or '—'} / {second or '—'}" if first or second else "")
+
+
 def instance_fields(incident: Incident) -> list[dict[str, Any]]:
     """Return the instance summary as section fields (Slack allows 10)."""
     i = incident.instance
@@ -112,9 +117,9 @@ def instance_fields(incident: Incident) -> list[dict[str, Any]]:
         else "none")
     return [
         _field("Instance", f"`{incident.instance_id}` {escape(i.get('name', ''))}".strip()),
-        _field("Type / state", f"{i.get('instance_type', '')} / {i.get('state', '')}"),
+        _pair("Type / state", i.get("instance_type", ""), i.get("state", "")),
         _field("Account / region", f"{incident.account_id} / {incident.region}"),
-        _field("VPC / subnet", f"{i.get('vpc_id', '')} / {i.get('subnet_id', '')}"),
+        _pair("VPC / subnet", i.get("vpc_id", ""), i.get("subnet_id", "")),
         _field("Private IPs", ", ".join(i.get("private_ips", []))),
         _field("Public IPs", ", ".join(i.get("public_ips", [])) or "none"),
         _field("Security groups", escape(groups)),

@@ -670,6 +670,9 @@ class Engine:
         if outcome.ok and outcome.incident_status:
             incidents.set_status(self.sessions, incident_id=incident.id,
                                  status=outcome.incident_status)
+        if outcome.instance_state:  # the root message shows the state AWS reported last
+            incidents.set_instance_state(self.sessions, incident_id=incident.id,
+                                         state=outcome.instance_state)
         view = self.view(incident.id)
         if view is not None:
             self.notifier.post_step_result(view, step, finished, outcome)

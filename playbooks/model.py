@@ -84,6 +84,7 @@ class StepOutcome:
     lines: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     incident_status: str | None = None
+    instance_state: str | None = None  # the instance's state read back, when the step moved it
     artifacts: list[Artifact] = field(default_factory=list)
     table: list[list[str]] = field(default_factory=list)  # first row: the header
     buttons: list[ActionButton] = field(default_factory=list)

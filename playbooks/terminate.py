@@ -71,7 +71,8 @@ def run_terminate(ctx: StepContext) -> StepOutcome:
                        result={"state_before": done.state_before,
                                "state_after": done.state_after,
                                "volumes_kept": done.volumes_kept},
-                       incident_status=IncidentStatus.ERADICATED.value if ok else None)
+                       incident_status=IncidentStatus.ERADICATED.value if ok else None,
+                       instance_state=done.state_after or None)
 
 
 TERMINATE = Step(

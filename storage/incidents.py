@@ -130,6 +130,15 @@ def set_status(sessions: sessionmaker[Session], *, incident_id: str, status: str
         session.execute(update(Incident).where(Incident.id == incident_id).values(**values))
 
 
+def set_instance_state(sessions: sessionmaker[Session], *, incident_id: str,
+                       state: str) -> None:
+    """Record the instance's state as a step last read it back (its summary is kept)."""
+    with sessions.begin() as session:
+        incident = session.get(Incident, incident_id, with_for_update=True)
+        if incident is not None:
+            incident.instance = {**(incident.instance or {}), "state": state}
+
+
 def open_incidents_of(sessions: sessionmaker[Session], *, user: str) -> list[Incident]:
     """Return the open incidents the user opened or requested or approved a step in."""
     with sessions() as session:

@@ -84,6 +84,10 @@ def test_terminate_waits_for_the_evidence_gate(driver: SlackDriver, deps: Deps, 
         "Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("shutting-down", "terminated")
     assert deps.engine.open_incidents()[0].status == "eradicated"
+    # The root message no longer calls the instance running: it shows the state read back.
+    root = driver.slack.wait_for(lambda: "/ running" not in blocks_text(driver.root()[1])
+                                 and driver.root()[1])
+    assert "/ shutting-down" in blocks_text(root) or "/ terminated" in blocks_text(root)
     with deps.sessions() as session:
         actions = [r.action for r in session.execute(
             select(AuditEvent).order_by(AuditEvent.seq)).scalars()]

@@ -81,6 +81,16 @@ def test_root_message_escapes_and_offers_confirmed_buttons() -> None:
     assert button["style"] == "danger"
 
 
+def test_unknown_instance_facts_show_as_dashes() -> None:
+    view, _run, _outcome = _view()  # a summary that knows only the name, as from a finding
+    fields = json.dumps(blocks.root_message(view)["blocks"], ensure_ascii=False)
+    assert "*Type / state*\\n—" in fields and "*VPC / subnet*\\n—" in fields
+    assert " / \\n" not in fields and "\\n / " not in fields
+    view.incident.instance = {"instance_type": "t3.micro"}
+    assert "t3.micro / —" in json.dumps(blocks.root_message(view)["blocks"],
+                                             ensure_ascii=False)
+
+
 def test_long_results_respect_slack_limits() -> None:
     view, run, outcome = _view(lines=2000)
     message = blocks.step_result_message(view, EC2_COMPROMISE.steps[0], run, outcome)
