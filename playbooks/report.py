@@ -129,7 +129,9 @@ def build_report(sessions: sessionmaker[Session], playbook: Playbook,
     if found:
         seen = [aware(f.first_seen) for f in found if f.first_seen is not None]
         if seen:
-            out.append(f"- **GuardDuty first saw the activity:** {_utc(min(seen))}")
+            exposed = (f" ({duration_text((times.contained - min(seen)).total_seconds())} "
+                       "before isolation was verified)" if times.contained else "")
+            out.append(f"- **GuardDuty first saw the activity:** {_utc(min(seen))}{exposed}")
     out += ["", "### Steps", "", "| step | state | asked by | approved by | finished | result |",
             "|---|---|---|---|---|---|"]
     for step in (*playbook.steps, *playbook.offered):

@@ -119,7 +119,8 @@ def test_irbot_demo_runs_a_whole_incident() -> None:
     for expected in ("HTTP 202", "[Isolate]", "is isolated: 2 interfaces in quarantine",
                      "@bob (a second person) clicks [Approve]", "Approved by @bob",
                      "is terminating", "Replacement i-", "closed by @alice",
-                     "Post-incident report", "audit chain OK", "9 of 9 steps succeeded"):
+                     "Post-incident report", "audit chain OK", "9 of 9 steps succeeded",
+                     "before isolation was verified)"):
         assert expected in out, expected
     # The steps happen in the order a team would take them.
     order = [out.index(f"clicks [{label}") for label in (
