@@ -133,14 +133,23 @@ class Intake:
                      params={"finding_id": finding.id, "count": row.count,
                              "severity": finding.severity, "type": finding.type},
                      detail=finding.title)
+        # A sample (CreateSampleFindings) tests the pipeline; it never isolates by itself.
+        held_back = self.auto.matches(finding) and finding.sample
         # A re-sent finding is news only when it was seen more often since.
         if before is None or row.count > before:
             seen = f", seen {finding.count} times" if finding.count > 1 else ""
+            note = (" (a sample finding: IRBOT_AUTO_ISOLATE matched, but samples are never "
+                    "isolated automatically)" if held_back else "")
             with self._news_lock:
                 self._news.setdefault(incident_id, []).append(
-                    f"GuardDuty {label}{seen}: {finding.title}")
+                    f"GuardDuty {label}{seen}: {finding.title}{note}")
+            if held_back:
+                audit.append(engine.sessions, action="policy.auto_isolate",
+                             actor=POLICY_ACTOR, outcome="skipped", incident_id=incident_id,
+                             step_id="isolate", params={"finding_id": finding.id},
+                             detail="sample finding: never isolated automatically")
         self._flush.ask(incident_id)
-        if self.auto.matches(finding):
+        if self.auto.matches(finding) and not held_back:
             self._start_countdown(incident_id, finding)
         return f"added to {incident_id}"
 

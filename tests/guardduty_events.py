@@ -25,8 +25,9 @@ def fixture(name: str) -> dict[str, Any]:
 
 def ec2_event(instance_id: str, *, finding_id: str = "f-1", count: int = 1,
               severity: float = 8.0, account: str = "123456789012",
-              kind: str = "") -> dict[str, Any]:
-    """Return the EC2 fixture as EventBridge sends it, about `instance_id`."""
+              kind: str = "", sample: bool | None = None) -> dict[str, Any]:
+    """Return the EC2 fixture as EventBridge sends it, about `instance_id`. The fixture is
+    a GuardDuty sample; `sample=False` makes it a real finding."""
     event = copy.deepcopy(fixture(EC2_EVENT))
     detail = event["detail"]
     detail["id"] = finding_id
@@ -36,6 +37,8 @@ def ec2_event(instance_id: str, *, finding_id: str = "f-1", count: int = 1,
     detail["service"]["count"] = count
     if kind:
         detail["type"] = kind
+    if sample is not None:
+        detail["service"].setdefault("additionalInfo", {})["sample"] = sample
     return event
 
 

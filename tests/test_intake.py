@@ -62,7 +62,8 @@ def _countdown(driver: SlackDriver) -> tuple[str, str, dict[str, Any]]:
 
 def test_a_matching_finding_isolates_after_the_countdown(
         driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
-    assert post_finding(driver.http, ec2_event(world.instance_id)).status_code == 202
+    assert post_finding(driver.http, ec2_event(world.instance_id, sample=False)
+                        ).status_code == 202
     ts, _countdown_ts, message = _countdown(driver)
     assert "Isolating in 1 s unless cancelled" in message["text"]
     result = driver.slack.wait_for(lambda: [
@@ -78,7 +79,7 @@ def test_a_matching_finding_isolates_after_the_countdown(
     assert ("policy.auto_isolate", "policy", "scheduled") in actions
     assert ("step.result", "policy", "succeeded") in actions
     # A second matching finding does not start another countdown.
-    post_finding(driver.http, ec2_event(world.instance_id, finding_id="f-2"))
+    post_finding(driver.http, ec2_event(world.instance_id, finding_id="f-2", sample=False))
     driver.slack.wait_for(lambda: len(deps.engine.facts(run.incident_id).runs) >= 1)
     time.sleep(1.5)
     assert sum("unless cancelled" in str(c.args.get("text", ""))
@@ -90,10 +91,10 @@ def test_a_matching_finding_isolates_after_the_countdown(
 @pytest.mark.parametrize("app_extra_env", ["30"], indirect=True)
 def test_cancel_stops_the_countdown(driver: SlackDriver, deps: Deps, world: World,
                                    clients: dict[str, Any]) -> None:
-    low = ec2_event(world.instance_id, finding_id="f-low", severity=5.0)
+    low = ec2_event(world.instance_id, finding_id="f-low", severity=5.0, sample=False)
     post_finding(driver.http, low)  # below the policy's severity: no countdown
     driver.wait_root()
-    post_finding(driver.http, ec2_event(world.instance_id))
+    post_finding(driver.http, ec2_event(world.instance_id, sample=False))
     _ts, countdown_ts, _message = _countdown(driver)
     _response, name = driver.click("policy:cancel", message_ts=countdown_ts, user=MALLORY)
     assert "responders" in driver.wait_reply(name, "Only responders")
@@ -111,6 +112,27 @@ def test_cancel_stops_the_countdown(driver: SlackDriver, deps: Deps, world: Worl
         cancelled = session.query(AuditEvent).filter_by(action="policy.cancel",
                                                          outcome="cancelled").one()
     assert cancelled.actor == ALICE
+    assert interface_groups(clients["ec2"], world.eni_ids[0]) == [world.web_sg]
+
+
+def test_a_sample_finding_never_isolates_by_itself(
+        driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
+    """GuardDuty's generated samples match the policy's types, but only test the pipeline."""
+    assert post_finding(driver.http, ec2_event(world.instance_id, sample=True)
+                        ).status_code == 202
+    ts, _root = driver.wait_root()
+    (note,) = driver.slack.wait_for(lambda: [
+        m for m in driver.slack.thread_messages(CHANNEL, ts)
+        if "never isolated automatically" in m["text"]])
+    assert "[sample]" in note["text"]
+    assert deps.intake.wait_idle(10)
+    time.sleep(1.5)  # past the 1 s delay a countdown would have had
+    assert not any("unless cancelled" in str(m.get("text", ""))
+                   for m in driver.slack.messages.values())
+    with deps.sessions() as session:
+        assert session.query(StepRun).count() == 0
+        skipped = session.query(AuditEvent).filter_by(action="policy.auto_isolate").one()
+    assert (skipped.actor, skipped.outcome) == ("policy", "skipped")
     assert interface_groups(clients["ec2"], world.eni_ids[0]) == [world.web_sg]
 
 
@@ -182,7 +204,7 @@ def _second_replica(deps: Deps) -> Intake:
 
 def test_a_cancel_on_another_replica_stops_the_countdown(
         driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
-    post_finding(driver.http, ec2_event(world.instance_id))
+    post_finding(driver.http, ec2_event(world.instance_id, sample=False))
     _countdown(driver)
     incident_id = deps.engine.open_incidents()[0].id
     assert _second_replica(deps).cancel_countdown(incident_id=incident_id, actor=ALICE) is None
@@ -191,7 +213,7 @@ def test_a_cancel_on_another_replica_stops_the_countdown(
         assert session.query(StepRun).count() == 0
     assert interface_groups(clients["ec2"], world.eni_ids[0]) == [world.web_sg]
     # One countdown per incident: once cancelled, people are in charge.
-    post_finding(driver.http, ec2_event(world.instance_id, finding_id="f-again"))
+    post_finding(driver.http, ec2_event(world.instance_id, finding_id="f-again", sample=False))
     assert deps.intake.wait_idle(10)
     assert sum("unless cancelled" in str(c.args.get("text", ""))
                for c in driver.slack.calls_to("chat.postMessage")) == 1
@@ -200,7 +222,7 @@ def test_a_cancel_on_another_replica_stops_the_countdown(
 @pytest.mark.parametrize("app_extra_env", ["300"], indirect=True)
 def test_a_restart_resumes_pending_countdowns_and_drops_stale_ones(
         driver: SlackDriver, deps: Deps, world: World, clients: dict[str, Any]) -> None:
-    post_finding(driver.http, ec2_event(world.instance_id))
+    post_finding(driver.http, ec2_event(world.instance_id, sample=False))
     _countdown(driver)
     incident_id = deps.engine.open_incidents()[0].id
     with deps.sessions.begin() as session:  # irbot was down; the countdown is now due
@@ -216,7 +238,7 @@ def test_a_restart_resumes_pending_countdowns_and_drops_stale_ones(
 @pytest.mark.parametrize("app_extra_env", ["300"], indirect=True)
 def test_a_countdown_long_overdue_is_dropped_not_run(
         driver: SlackDriver, deps: Deps, world: World) -> None:
-    post_finding(driver.http, ec2_event(world.instance_id))
+    post_finding(driver.http, ec2_event(world.instance_id, sample=False))
     _ts, countdown_ts, _message = _countdown(driver)
     incident_id = deps.engine.open_incidents()[0].id
     with deps.sessions.begin() as session:
