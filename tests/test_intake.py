@@ -46,6 +46,31 @@ def test_coalescer_runs_once_per_interval_for_a_burst() -> None:
         assert times[-1] >= start + 0.9  # the last ask is served
 
 
+def test_coalescer_never_overlaps_a_slow_run() -> None:
+    """Work slowed by Slack's Retry-After must not pile up concurrent runs of one key."""
+    spans: list[tuple[float, float]] = []
+    inside = threading.Semaphore(1)
+
+    def slow(_key: str) -> None:
+        assert inside.acquire(blocking=False), "two runs of one key at once"
+        began = time.monotonic()
+        time.sleep(0.4)
+        spans.append((began, time.monotonic()))
+        inside.release()
+
+    coalescer = Coalescer(slow, interval=0.2)
+    start = time.monotonic()
+    while time.monotonic() - start < 1.2:
+        coalescer.ask("a")
+        time.sleep(0.01)
+    asked_last = time.monotonic()
+    assert coalescer.wait_idle(5)
+    assert len(spans) >= 2
+    for (_, ended), (began, _) in itertools.pairwise(spans):
+        assert began >= ended + 0.19  # the interval counts from the end of the last run
+    assert spans[-1][0] >= asked_last - 0.45  # the last ask, made mid-run, was served
+
+
 @pytest.fixture
 def app_extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
     delay = getattr(request, "param", "1")
@@ -176,6 +201,10 @@ def test_a_storm_of_findings_ends_as_one_thread_per_instance(
     elapsed = time.monotonic() - started
     for ts in roots:
         assert len(updates[ts]) <= elapsed + 5, (len(updates[ts]), elapsed)
+        made = sorted(updates[ts])  # and never bunched: no three within about a second
+        assert all(b - a >= 0.9 for a, b in zip(made, made[2:], strict=False)), " ".join(
+            f"{c.method}@{c.at:.2f}" for c in slack.calls if str(c.args.get("ts")) == ts
+            or c.args.get("thread_ts") == ts)
     # Slack said 429 and every refused call was made again after Retry-After.
     refused = [c for c in slack.calls if c.method.endswith("#429")]
     assert refused, "the rate limit was never hit: the test does not test retries"
