@@ -89,6 +89,36 @@ def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return found
 
 
+_SEVERITY_ITEM = re.compile(r"(?:min_severity\s*=|(?:severity\s*)?>=)\s*(\S+)", re.I)
+
+
+def _auto_isolate(env: Mapping[str, str]) -> tuple[tuple[str, ...], float]:
+    """Parse IRBOT_AUTO_ISOLATE: finding type patterns, and optionally the least severity
+    as one more item (`min_severity=7` or `>=7`); IRBOT_AUTO_ISOLATE_MIN_SEVERITY says the
+    same on its own. Return the patterns and the severity."""
+    name = "IRBOT_AUTO_ISOLATE"
+    items = [p.strip() for p in env.get(name, "").split(",") if p.strip()]
+    given = [m.group(1) for m in map(_SEVERITY_ITEM.fullmatch, items) if m]
+    types = [i for i in items if not _SEVERITY_ITEM.fullmatch(i)]
+    for item in types:
+        if re.fullmatch(r"[0-9.]+", item):
+            raise SettingsError(f"{name} holds {item!r}: a finding type pattern is expected; "
+                                f"write a minimum severity as min_severity={item}")
+    if len(given) > 1:
+        raise SettingsError(f"{name} names more than one minimum severity")
+    if given and not types:
+        raise SettingsError(f"{name} names a minimum severity but no finding types")
+    severity = _severity(env, "IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "7.0")
+    if given:
+        label = f"{name}'s min_severity"
+        inline = _severity({label: given[0]}, label, "")
+        if env.get("IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "").strip() and inline != severity:
+            raise SettingsError(f"{name} says min_severity={given[0]} but "
+                                "IRBOT_AUTO_ISOLATE_MIN_SEVERITY says otherwise: set one")
+        severity = inline
+    return _patterns({name: ",".join(types)}, name), severity
+
+
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 _TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[\w-]{1,256}")
 
@@ -239,11 +269,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
     non_ec2 = env.get("IRBOT_NON_EC2_FINDINGS", "").strip().lower() or "notice"
     if non_ec2 not in ("notice", "ignore"):
         raise SettingsError(f"IRBOT_NON_EC2_FINDINGS must be notice or ignore, not {non_ec2!r}")
+    auto_types, auto_severity = _auto_isolate(env)
     return Settings(
         account_roles=_account_roles(env),
         sns_topics=_topics(env),
-        auto_isolate=_patterns(env, "IRBOT_AUTO_ISOLATE"),
-        auto_isolate_min_severity=_severity(env, "IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "7.0"),
+        auto_isolate=auto_types,
+        auto_isolate_min_severity=auto_severity,
         auto_isolate_delay_seconds=int(delay),
         finding_types_include=include,
         finding_types_exclude=exclude,

@@ -142,3 +142,33 @@ def test_serve_refuses_without_responders(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("irbot: IRBOT_RESPONDERS is empty")
+
+
+@pytest.mark.parametrize("extra, types, severity", [
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*, CryptoCurrency:*"},
+     ("Backdoor:EC2/*", "CryptoCurrency:*"), 7.0),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,min_severity=8.5"}, ("Backdoor:EC2/*",), 8.5),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*, >= 9"}, ("Backdoor:EC2/*",), 9.0),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,severity>=5",
+      "IRBOT_AUTO_ISOLATE_MIN_SEVERITY": "5"}, ("Backdoor:EC2/*",), 5.0),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*", "IRBOT_AUTO_ISOLATE_MIN_SEVERITY": "4"},
+     ("Backdoor:EC2/*",), 4.0),
+])
+def test_auto_isolate_takes_types_and_a_minimum_severity(
+        extra: dict[str, str], types: tuple[str, ...], severity: float) -> None:
+    settings = load_settings({**GOOD, **extra})
+    assert settings.auto_isolate == types and settings.auto_isolate_min_severity == severity
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,7"}, "write a minimum severity as min_severity=7"),
+    ({"IRBOT_AUTO_ISOLATE": "min_severity=7"}, "a minimum severity but no finding types"),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,>=7,>=8"}, "more than one minimum severity"),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,>=11"}, "must be a number from 0 to 10"),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,min_severity=8",
+      "IRBOT_AUTO_ISOLATE_MIN_SEVERITY": "6"}, "set one"),
+    ({"IRBOT_AUTO_ISOLATE": "Backdoor:EC2/*,<5"}, "not a finding type pattern"),
+])
+def test_bad_auto_isolate_settings_say_why(extra: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings({**GOOD, **extra})
