@@ -22,6 +22,7 @@ from storage.models import ENDED_STATUSES, CountdownState, StepState, utcnow
 
 log = logging.getLogger(__name__)
 MAX_DIGEST_LINES = 10
+REPEAT_NOTICE_AFTER = 600.0  # seconds before the same failure to open is posted again
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Intake:
         self._flush = Coalescer(self._post_news, interval=interval)
         self._opening: dict[str, threading.Lock] = {}
         self._opening_guard = threading.Lock()
+        self._told: dict[tuple[str, str], float] = {}  # (instance, reason) -> when posted
         self._timers: dict[str, threading.Timer] = {}
         self._countdown_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
@@ -172,11 +174,26 @@ class Intake:
                 finding_id=finding.id,
                 reason=f"GuardDuty {label}: {finding.title}")
         if isinstance(opened, OpenFailed):
-            engine.notifier.post_notice(f":warning: GuardDuty {label} for "
-                                        f"{finding.instance_id} ({finding.account_id}/"
-                                        f"{finding.region}): {opened.message}")
+            if self._first_telling(finding.instance_id, opened.message):
+                engine.notifier.post_notice(
+                    f":warning: GuardDuty {label} for {finding.instance_id} "
+                    f"({finding.account_id}/{finding.region}): {opened.message}\nThe later "
+                    "findings for it that fail the same way in the next "
+                    f"{REPEAT_NOTICE_AFTER / 60:g} minutes are only in the audit trail.")
             return opened
         return opened.incident.id
+
+    def _first_telling(self, instance_id: str, reason: str) -> bool:
+        """True when this failure for this instance was not posted in the last while (a
+        burst of findings for an instance irbot cannot open gives one notice, not many)."""
+        now = time.monotonic()
+        with self._opening_guard:
+            self._told = {k: t for k, t in self._told.items()
+                          if now - t < REPEAT_NOTICE_AFTER}
+            if (instance_id, reason) in self._told:
+                return False
+            self._told[(instance_id, reason)] = now
+            return True
 
     def _post_news(self, incident_id: str) -> None:
         """Post the findings that arrived since the last digest, then re-render the root."""

@@ -113,3 +113,22 @@ def test_type_patterns_and_policy() -> None:
         "not about an EC2 instance")
 
 
+
+
+def test_findings_for_an_instance_that_cannot_be_opened_give_one_notice(
+        driver: SlackDriver, deps: Deps) -> None:
+    """A burst for an instance irbot cannot find must not flood the channel: one notice,
+    and an audit row for every finding."""
+    missing = "i-0000000000000dead"
+    for n in range(6):
+        assert _post(driver, ec2_event(missing, finding_id=f"gone-{n}")).status_code == 202
+    assert deps.intake.wait_idle(30)
+    notices = [c.args.get("text", "") for c in driver.slack.calls_to("chat.postMessage")]
+    assert len(notices) == 1 and missing in notices[0]
+    assert "later findings for it" in notices[0]
+    with deps.sessions() as session:
+        from storage.models import AuditEvent
+        failed = session.query(AuditEvent).filter_by(action="incident.open",
+                                                     outcome="failed").count()
+        assert session.query(Finding).count() == 6
+    assert failed == 6
