@@ -136,7 +136,8 @@ class Intake:
                              "severity": finding.severity, "type": finding.type},
                      detail=finding.title)
         # A sample (CreateSampleFindings) tests the pipeline; it never isolates by itself.
-        held_back = self.auto.matches(finding) and finding.sample
+        matched = self.auto.matches(finding)
+        held_back = matched and finding.sample
         # A re-sent finding is news only when it was seen more often since.
         if before is None or row.count > before:
             seen = f", seen {finding.count} times" if finding.count > 1 else ""
@@ -151,7 +152,7 @@ class Intake:
                              step_id="isolate", params={"finding_id": finding.id},
                              detail="sample finding: never isolated automatically")
         self._flush.ask(incident_id)
-        if self.auto.matches(finding) and not held_back:
+        if matched and not held_back:
             self._start_countdown(incident_id, finding)
         return f"added to {incident_id}"
 
