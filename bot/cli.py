@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import DEFAULT_DATABASE_URL, SettingsError, load_settings
 from storage import audit
-from storage.db import create_schema, make_engine, session_factory
+from storage.db import NoDatabase, open_existing, session_factory, shown_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,10 +80,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(pause=args.pause)
 
 
-def _sessions() -> sessionmaker[Session]:
-    engine = make_engine(os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
-    create_schema(engine)
-    return session_factory(engine)
+def _database_url() -> str:
+    return os.environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+
+
+def _sessions() -> sessionmaker[Session] | None:
+    """Open irbot's database for the read-only commands (which never create one); None,
+    said on stderr, when it is not there."""
+    try:
+        return session_factory(open_existing(_database_url()))
+    except NoDatabase as exc:
+        print(f"irbot: {exc}; set DATABASE_URL to the database irbot serve uses",
+              file=sys.stderr)
+        return None
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -95,9 +104,13 @@ def _report(args: argparse.Namespace) -> int:
         print(f"irbot: {args.incident_id!r} is not an incident id like IR-2026-0001",
               file=sys.stderr)
         return 2
-    text = build_report(_sessions(), EC2_COMPROMISE, incident_id)
+    sessions = _sessions()
+    if sessions is None:
+        return 2
+    text = build_report(sessions, EC2_COMPROMISE, incident_id)
     if text is None:
-        print(f"irbot: there is no incident {incident_id} in this database", file=sys.stderr)
+        print(f"irbot: there is no incident {incident_id} in {shown_url(_database_url())}",
+              file=sys.stderr)
         return 1
     if args.output:
         Path(args.output).write_text(text)
@@ -137,6 +150,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     sessions = _sessions()
+    if sessions is None:
+        return 2
     if args.audit_command == "verify":
         return verify_audit(sessions)
     return show_audit(sessions, args.incident_id, as_json=args.json)

@@ -45,9 +45,12 @@ class Durations:
 
 
 def duration_text(seconds: float) -> str:
-    """Format a duration as `1 h 02 min 03 s` or `2 min 03 s`."""
+    """Format a duration as `2 min 03 s`, `1 h 02 min 03 s` or `3 d 01 h 02 min 03 s`."""
     minutes, secs = divmod(max(0, int(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours:02d} h {minutes:02d} min {secs:02d} s"
     return f"{hours} h {minutes:02d} min {secs:02d} s" if hours else f"{minutes} min {secs:02d} s"
 
 

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, create_engine, event, insert, inspect, make_url, select, text
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import GENESIS, AuditHead, Base
+
+
+class NoDatabase(Exception):
+    """There is no irbot database where the URL points; says where it looked."""
+
+
+def shown_url(url: str) -> str:
+    """Return the URL as it may be printed (no password)."""
+    try:
+        return make_url(normalize_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "an unreadable DATABASE_URL"
+
+
+def open_existing(url: str) -> Engine:
+    """Open irbot's database for reading, never creating one: a missing SQLite file, a
+    database without irbot's tables or one that does not answer raises NoDatabase."""
+    try:
+        parsed = make_url(normalize_url(url))
+    except ArgumentError:
+        raise NoDatabase(f"DATABASE_URL {url[:80]!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(str(parsed.database)).exists():
+        raise NoDatabase(f"there is no database at {parsed.database}")
+    engine = make_engine(url)
+    try:
+        ours = inspect(engine).has_table("audit_events")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise NoDatabase(f"{shown_url(url)} does not answer "
+                         f"({type(exc).__name__})") from None
+    if not ours:
+        engine.dispose()
+        raise NoDatabase(f"{shown_url(url)} holds no irbot data")
+    return engine
 
 
 def make_engine(url: str) -> Engine:

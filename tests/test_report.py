@@ -127,3 +127,14 @@ def test_irbot_demo_runs_a_whole_incident() -> None:
         "Investigate", "Isolate", "Snapshot", "Capture evidence", "Revoke", "Check lateral",
         "Terminate", "Rebuild", "Harden", "Close incident")]
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0 min 00 s"), (59.9, "0 min 59 s"), (3 * 60 + 7, "3 min 07 s"),
+    (3600 + 62, "1 h 01 min 02 s"), (86400 * 3 + 3600 * 5 + 7, "3 d 05 h 00 min 07 s"),
+    (-5, "0 min 00 s"),
+])
+def test_durations_are_said_plainly(seconds: float, text: str) -> None:
+    from playbooks.report import duration_text
+
+    assert duration_text(seconds) == text

@@ -91,6 +91,28 @@ def test_audit_verify_and_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     engine.dispose()
 
 
+def test_read_only_commands_never_create_a_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the default: irbot.db right here
+    for argv in (["report", "IR-2026-0001"], ["audit", "verify"],
+                 ["audit", "show", "IR-2026-0001"]):
+        assert main(argv) == 2, argv
+        said = capsys.readouterr().err
+        assert "there is no database at irbot.db" in said and "set DATABASE_URL" in said
+    assert list(tmp_path.iterdir()) == []
+    other = tmp_path / "other.db"
+    make_engine(f"sqlite:///{other}").connect().close()  # a database, but not irbot's
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{other}")
+    assert main(["audit", "verify"]) == 2
+    assert "holds no irbot data" in capsys.readouterr().err
+    monkeypatch.setenv("DATABASE_URL", "postgresql://irbot:s3cret@127.0.0.1:1/irbot")
+    assert main(["audit", "verify"]) == 2
+    said = capsys.readouterr().err
+    assert "does not answer" in said and "s3cret" not in said
+
+
 @pytest.mark.parametrize("name, value, message", [
     ("IRBOT_RESPONDERS", "", "IRBOT_RESPONDERS is empty"),
     ("IRBOT_RESPONDERS", "alice", "use Slack user ids"),
