@@ -78,6 +78,7 @@ class Intake:
         self._opening_guard = threading.Lock()
         self._told: dict[tuple[str, str], float] = {}  # (instance, reason) -> when posted
         self._timers: dict[str, threading.Timer] = {}
+        self._firing: set[threading.Thread] = set()  # countdowns over, isolation under way
         self._countdown_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="findings")
         self._queued = 0
@@ -221,14 +222,27 @@ class Intake:
                 self._queue_done.wait(left)
         return self._flush.wait_idle(max(0.0, deadline - time.monotonic()))
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
         """Stop this process's countdown timers (the countdowns stay pending in the
-        database for the next start) and the intake pool."""
+        database for the next start) and the intake pool; give an automatic isolation
+        already under way up to `wait` seconds to finish."""
         with self._countdown_lock:
             timers, self._timers = list(self._timers.values()), {}
+            firing = list(self._firing)
         for timer in timers:
             timer.cancel()
+        deadline = time.monotonic() + wait
+        for thread in firing:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """On the way down: let queued findings, digests and a running automatic isolation
+        finish (up to `timeout` seconds in all), then close."""
+        deadline = time.monotonic() + timeout
+        if not self.wait_idle(timeout):
+            log.warning("findings or digests were still pending at shutdown")
+        self.close(wait=max(0.0, deadline - time.monotonic()))
 
     # --- automatic isolation -----------------------------------------------------------
     # The countdown lives in the database (one per incident, decided once by a conditional
@@ -309,8 +323,17 @@ class Intake:
                 "click away in the root message.")
 
     def _countdown_over(self, incident_id: str) -> None:
+        me = threading.current_thread()
         with self._countdown_lock:
             self._timers.pop(incident_id, None)
+            self._firing.add(me)
+        try:
+            self._isolate_by_policy(incident_id)
+        finally:
+            with self._countdown_lock:
+                self._firing.discard(me)
+
+    def _isolate_by_policy(self, incident_id: str) -> None:
         engine = self.engine
         started = countdowns.decide(engine.sessions, incident_id=incident_id,
                                     state=CountdownState.STARTED, by=POLICY_ACTOR)

@@ -125,8 +125,7 @@ def app_env(fake_slack: FakeSlack, database_url: str, moto: None,
 def deps(app_env: dict[str, str]) -> Iterator[Deps]:
     built = build_deps(load_settings())
     yield built
-    built.intake.wait_idle(10)  # no digest may fire at a stopped fake Slack
-    built.intake.close()
+    built.intake.shutdown(10)  # no digest may fire at a stopped fake Slack
     built.db.dispose()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -90,7 +91,7 @@ def running_irbot(fake_slack: FakeSlack, moto_url: str, tmp_path: Path,
             yield base
         finally:
             proc.terminate()
-            proc.wait(10)
+            proc.wait(20)  # it drains its intake for up to 10 s
 
 
 @pytest.fixture
@@ -230,3 +231,26 @@ def test_a_finding_from_another_account_through_the_running_server(
     quarantine = group_by_name(ec2, remote.vpc_id, QUARANTINE_NAME)
     for eni in remote.eni_ids:
         assert interface_groups(ec2, eni) == [quarantine["GroupId"]]
+
+
+def test_stopping_the_server_finishes_the_findings_it_took(
+        moto_server: str, fake_slack: FakeSlack, server_world: World, tmp_path: Path) -> None:
+    """SIGTERM right after the 202s: the findings already taken still get their thread and
+    every digest, though a rate-limited Slack holds the later ones back past the signal."""
+    fake_slack.throttles = {"chat.postMessage": (1, 1.0)}
+    with running_irbot(fake_slack, moto_server, tmp_path, IRBOT_INTAKE_TOKEN=TOKEN) as base, \
+            httpx.Client(base_url=base, timeout=10) as client:
+        for n in range(3):
+            response = post_finding(client, ec2_event(server_world.instance_id,
+                                                      finding_id=f"late-{n}"))
+            assert response.status_code == 202
+    # running_irbot has sent SIGTERM and waited for the process to exit.
+    roots = [c for c in fake_slack.calls_to("chat.postMessage")
+             if not c.args.get("thread_ts")]
+    assert len(roots) == 1 and server_world.instance_id in blocks_text(roots[0].args)
+    told = 0
+    for call in fake_slack.calls_to("chat.postMessage"):
+        if call.args.get("thread_ts"):
+            found = re.match(r":mag: (\d+) new GuardDuty findings", str(call.args["text"]))
+            told += int(found.group(1)) if found else 1
+    assert told == 3

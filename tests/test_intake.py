@@ -236,7 +236,9 @@ def test_a_cancel_on_another_replica_stops_the_countdown(
     post_finding(driver.http, ec2_event(world.instance_id, sample=False))
     _countdown(driver)
     incident_id = deps.engine.open_incidents()[0].id
-    assert _second_replica(deps).cancel_countdown(incident_id=incident_id, actor=ALICE) is None
+    replica = _second_replica(deps)
+    assert replica.cancel_countdown(incident_id=incident_id, actor=ALICE) is None
+    replica.close()
     time.sleep(1.5)  # the first replica's timer (1 s) has fired by now
     with deps.sessions() as session:
         assert session.query(StepRun).count() == 0
@@ -256,10 +258,12 @@ def test_a_restart_resumes_pending_countdowns_and_drops_stale_ones(
     incident_id = deps.engine.open_incidents()[0].id
     with deps.sessions.begin() as session:  # irbot was down; the countdown is now due
         session.get(Countdown, incident_id).due_at = utcnow() - timedelta(seconds=5)
-    assert _second_replica(deps).resume() == 1
+    replica = _second_replica(deps)
+    assert replica.resume() == 1
     driver.slack.wait_for(lambda: deps.engine.facts(incident_id).runs.get("isolate")
                           and deps.engine.facts(incident_id).runs["isolate"].state
                           == "succeeded")
+    replica.close(wait=10)  # the isolation it started finishes before the test does
     assert deps.engine.facts(incident_id).runs["isolate"].requested_by == "policy"
     assert deps.intake.cancel_countdown(incident_id=incident_id, actor=ALICE) is not None
 
@@ -272,7 +276,9 @@ def test_a_countdown_long_overdue_is_dropped_not_run(
     incident_id = deps.engine.open_incidents()[0].id
     with deps.sessions.begin() as session:
         session.get(Countdown, incident_id).due_at = utcnow() - timedelta(hours=2)
-    assert _second_replica(deps).resume() == 0
+    replica = _second_replica(deps)
+    assert replica.resume() == 0
+    replica.close()
     driver.slack.wait_for(lambda: "not run" in str(
         driver.slack.messages[(CHANNEL, countdown_ts)].get("text", "")))
     with deps.sessions() as session:

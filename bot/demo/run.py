@@ -151,8 +151,7 @@ class Demo:
         self.incident_id = ""
 
     def close(self) -> None:
-        self.deps.intake.wait_idle(10)
-        self.deps.intake.close()
+        self.deps.intake.shutdown(10)
         self.http.close()
         self.server.should_exit = True
         self.thread.join(10)
