@@ -105,11 +105,14 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
         body = await request.body()
         if len(body) > MAX_SLACK_BODY:
             return Response(status_code=413, content="request too large")
-        bolt_request = BoltRequest(
-            body=body.decode("utf-8", errors="replace"),
-            query=request.url.query,
-            headers={k: v for k, v in request.headers.items()},
-        )
+        try:
+            bolt_request = BoltRequest(
+                body=body.decode("utf-8", errors="replace"),
+                query=request.url.query,
+                headers={k: v for k, v in request.headers.items()},
+            )
+        except RecursionError:  # Bolt parses the payload here; a deep one is bad input
+            return Response(status_code=400, content="payload nested too deeply")
         # Bolt's dispatch blocks until the listener acks: keep it off the event loop.
         bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
         return Response(

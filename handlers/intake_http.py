@@ -37,6 +37,8 @@ async def _json_body(request: Request, limit: int) -> Any:
         return json.loads(body)
     except ValueError:  # never 5xx for bad input: AWS would retry it
         return JSONResponse({"error": "malformed JSON"}, status_code=400)
+    except RecursionError:  # 256 KiB of brackets nests deeper than the parser goes
+        return JSONResponse({"error": "JSON nested too deeply"}, status_code=400)
 
 
 def register(api: FastAPI, settings: Settings, deps: Deps) -> None:
@@ -89,7 +91,7 @@ def register(api: FastAPI, settings: Settings, deps: Deps) -> None:
             return JSONResponse({"status": "noted"}, status_code=200)
         try:
             inner = json.loads(message.message)
-        except ValueError:
+        except (ValueError, RecursionError):
             deps.engine.record(action="finding.rejected", actor="sns", outcome="rejected",
                                detail=f"SNS message {message.message_id} is not JSON")
             return JSONResponse({"error": "the SNS Message is not JSON"}, status_code=400)

@@ -175,6 +175,16 @@ def test_tampered_button_value_is_refused(driver: SlackDriver, world: World,
     assert audit.verify(deps.sessions).ok
 
 
+def test_a_payload_nested_too_deeply_is_refused(driver: SlackDriver) -> None:
+    import urllib.parse
+
+    body = "payload=" + urllib.parse.quote("[" * 100_000 + "]" * 100_000)
+    response = driver.http.post("/slack/events", content=body, headers={
+        **sign(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400 and "nested too deeply" in response.text
+    assert driver.slack.responses == []
+
+
 def test_healthz(driver: SlackDriver) -> None:
     response = driver.http.get("/healthz")
     assert response.status_code == 200 and response.json()["database"] == "ok"

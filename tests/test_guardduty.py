@@ -37,6 +37,8 @@ def test_intake_refuses_what_is_not_a_finding(driver: SlackDriver, world: World)
     no_instance["detail"]["resource"]["instanceDetails"]["instanceId"] = "sg-123"
     assert _post(driver, no_instance).status_code == 400
     assert _post(driver, b"[" + b"1," * 140_000 + b"1]").status_code == 413
+    deep = _post(driver, b"[" * 100_000 + b"]" * 100_000)  # deeper than json.loads goes
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
     assert driver.slack.calls_to("chat.postMessage") == []
 
 

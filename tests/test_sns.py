@@ -160,6 +160,11 @@ def test_forged_or_untrusted_messages_change_nothing(
     assert _post(driver, b"{nope").status_code == 400
     not_a_finding = notification({"hello": "world"})
     assert _post(driver, not_a_finding).status_code == 400
+    assert _post(driver, b"[" * 100_000 + b"]" * 100_000).status_code == 400
+    deep = signed({"Type": "Notification", "MessageId": "m-deep", "TopicArn": TOPIC,
+                   "Message": "[" * 100_000 + "]" * 100_000,
+                   "Timestamp": "2026-12-03T10:00:00.000Z"})
+    assert _post(driver, deep).status_code == 400  # genuine, but no finding inside
     assert deps.engine.open_incidents() == []
     assert driver.slack.calls_to("chat.postMessage") == []
     with deps.sessions() as session:
