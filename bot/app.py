@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -113,8 +114,15 @@ def create_app(settings: Settings, deps: Deps) -> FastAPI:
             )
         except RecursionError:  # Bolt parses the payload here; a deep one is bad input
             return Response(status_code=400, content="payload nested too deeply")
-        # Bolt's dispatch blocks until the listener acks: keep it off the event loop.
-        bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        except (AttributeError, TypeError, ValueError):  # a payload that is not an object
+            return Response(status_code=400, content="malformed Slack payload")
+        try:
+            # Bolt's dispatch blocks until the listener acks: keep it off the event loop.
+            bolt_response = await run_in_threadpool(bolt.dispatch, bolt_request)
+        except Exception:  # Bolt's own parsing of a payload of the wrong shape
+            ref = uuid.uuid4().hex[:8]
+            log.exception("Slack request could not be dispatched (ref %s)", ref)
+            return Response(status_code=400, content=f"malformed Slack request (ref {ref})")
         return Response(
             status_code=bolt_response.status,
             content=bolt_response.body,

@@ -175,13 +175,18 @@ def test_tampered_button_value_is_refused(driver: SlackDriver, world: World,
     assert audit.verify(deps.sessions).ok
 
 
-def test_a_payload_nested_too_deeply_is_refused(driver: SlackDriver) -> None:
+def test_a_payload_nested_too_deeply_or_not_an_object_is_refused(driver: SlackDriver) -> None:
     import urllib.parse
 
     body = "payload=" + urllib.parse.quote("[" * 100_000 + "]" * 100_000)
     response = driver.http.post("/slack/events", content=body, headers={
         **sign(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 400 and "nested too deeply" in response.text
+    for payload in ("[]", '"text"', "17"):  # signed, but not an object: Bolt would crash
+        body = "payload=" + urllib.parse.quote(payload)
+        response = driver.http.post("/slack/events", content=body, headers={
+            **sign(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 400 and "malformed" in response.text, payload
     assert driver.slack.responses == []
 
 
