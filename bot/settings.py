@@ -69,9 +69,14 @@ def _require(env: Mapping[str, str], name: str, what: str) -> str:
     return value
 
 
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Split a comma-separated setting into its items (stripped, empty ones dropped)."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
 def _ids(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Parse a comma-separated list of Slack user (U/W...) and user-group (S...) ids."""
-    ids = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    ids = _list(env, name)
     for value in ids:
         if not re.fullmatch(r"[UWS][A-Z0-9]{2,}", value):
             raise SettingsError(f"{name} holds {value!r}: use Slack user ids (U...) or "
@@ -81,7 +86,11 @@ def _ids(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 def _patterns(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Parse comma-separated finding type patterns (* and ? wildcards)."""
-    found = tuple(p.strip() for p in env.get(name, "").split(",") if p.strip())
+    return _checked_patterns(name, _list(env, name))
+
+
+def _checked_patterns(name: str, found: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the finding type patterns from setting `name`, or say which is not one."""
     for pattern in found:
         if not re.fullmatch(r"[A-Za-z0-9:/.!&*?_-]{1,256}", pattern):
             raise SettingsError(f"{name} holds {pattern!r}, not a finding type pattern like "
@@ -97,26 +106,29 @@ def _auto_isolate(env: Mapping[str, str]) -> tuple[tuple[str, ...], float]:
     as one more item (`min_severity=7` or `>=7`); IRBOT_AUTO_ISOLATE_MIN_SEVERITY says the
     same on its own. Return the patterns and the severity."""
     name = "IRBOT_AUTO_ISOLATE"
-    items = [p.strip() for p in env.get(name, "").split(",") if p.strip()]
-    given = [m.group(1) for m in map(_SEVERITY_ITEM.fullmatch, items) if m]
-    types = [i for i in items if not _SEVERITY_ITEM.fullmatch(i)]
-    for item in types:
-        if re.fullmatch(r"[0-9.]+", item):
+    types: list[str] = []
+    given: list[str] = []
+    for item in _list(env, name):
+        inline = _SEVERITY_ITEM.fullmatch(item)
+        if inline:
+            given.append(inline.group(1))
+        elif re.fullmatch(r"[0-9.]+", item):
             raise SettingsError(f"{name} holds {item!r}: a finding type pattern is expected; "
                                 f"write a minimum severity as min_severity={item}")
+        else:
+            types.append(item)
     if len(given) > 1:
         raise SettingsError(f"{name} names more than one minimum severity")
     if given and not types:
         raise SettingsError(f"{name} names a minimum severity but no finding types")
     severity = _severity(env, "IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "7.0")
     if given:
-        label = f"{name}'s min_severity"
-        inline = _severity({label: given[0]}, label, "")
-        if env.get("IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "").strip() and inline != severity:
+        stated = _severity_value(f"{name}'s min_severity", given[0])
+        if env.get("IRBOT_AUTO_ISOLATE_MIN_SEVERITY", "").strip() and stated != severity:
             raise SettingsError(f"{name} says min_severity={given[0]} but "
                                 "IRBOT_AUTO_ISOLATE_MIN_SEVERITY says otherwise: set one")
-        severity = inline
-    return _patterns({name: ",".join(types)}, name), severity
+        severity = stated
+    return _checked_patterns(name, tuple(types)), severity
 
 
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
@@ -126,9 +138,7 @@ _TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[a-z]{2}(-[a-z]+)+-\d:\d{12}:[\w-]{1
 def _account_roles(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Parse IRBOT_ACCOUNT_ROLES: comma-separated account=role-ARN pairs."""
     pairs = []
-    for part in (p.strip() for p in env.get("IRBOT_ACCOUNT_ROLES", "").split(",")):
-        if not part:
-            continue
+    for part in _list(env, "IRBOT_ACCOUNT_ROLES"):
         account, _, arn = (x.strip() for x in part.partition("="))
         match = _ROLE_ARN.fullmatch(arn)
         if not re.fullmatch(r"\d{12}", account) or match is None:
@@ -145,7 +155,7 @@ def _account_roles(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def _topics(env: Mapping[str, str]) -> tuple[str, ...]:
-    found = tuple(t.strip() for t in env.get("IRBOT_SNS_TOPICS", "").split(",") if t.strip())
+    found = _list(env, "IRBOT_SNS_TOPICS")
     for topic in found:
         if not _TOPIC_ARN.fullmatch(topic):
             raise SettingsError(f"IRBOT_SNS_TOPICS holds {topic!r}, not an SNS topic ARN like "
@@ -154,7 +164,11 @@ def _topics(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _severity(env: Mapping[str, str], name: str, default: str) -> float:
-    text = env.get(name, "").strip() or default
+    return _severity_value(name, env.get(name, "").strip() or default)
+
+
+def _severity_value(name: str, text: str) -> float:
+    """Return the severity `text` given for `name`, or say it is not one from 0 to 10."""
     try:
         value = float(text)
     except ValueError:
@@ -221,7 +235,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, socket_mode: bool = F
         raise SettingsError(
             "IRBOT_RESPONDERS is empty: list the Slack user (U...) or user-group (S...) ids "
             "who may act, or set IRBOT_ALLOW_EVERYONE=true on purpose")
-    extra = tuple(c.strip() for c in env.get("IRBOT_EXTRA_CHANNELS", "").split(",") if c.strip())
+    extra = _list(env, "IRBOT_EXTRA_CHANNELS")
     for extra_channel in extra:
         if not re.fullmatch(r"[CG][A-Z0-9]{2,}", extra_channel):
             raise SettingsError(f"IRBOT_EXTRA_CHANNELS holds {extra_channel!r}, not a channel "
