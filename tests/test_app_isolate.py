@@ -178,15 +178,13 @@ def test_tampered_button_value_is_refused(driver: SlackDriver, world: World,
 def test_a_payload_nested_too_deeply_or_not_an_object_is_refused(driver: SlackDriver) -> None:
     import urllib.parse
 
-    body = "payload=" + urllib.parse.quote("[" * 100_000 + "]" * 100_000)
-    response = driver.http.post("/slack/events", content=body, headers={
-        **sign(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"})
-    assert response.status_code == 400 and "nested too deeply" in response.text
-    for payload in ("[]", '"text"', "17"):  # signed, but not an object: Bolt would crash
+    deep = "[" * 100_000 + "]" * 100_000
+    # Signed, but too deep for the parser or not an object: Bolt would crash on them.
+    for payload, said in ((deep, "nested too deeply"), ("[]", "malformed"),
+                          ('"text"', "malformed"), ("17", "malformed")):
         body = "payload=" + urllib.parse.quote(payload)
-        response = driver.http.post("/slack/events", content=body, headers={
-            **sign(SECRET, body), "Content-Type": "application/x-www-form-urlencoded"})
-        assert response.status_code == 400 and "malformed" in response.text, payload
+        response = driver.http.post("/slack/events", content=body, headers=sign(SECRET, body))
+        assert response.status_code == 400 and said in response.text, payload[:10]
     assert driver.slack.responses == []
 
 

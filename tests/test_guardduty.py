@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.deps import Deps
-from storage.models import Finding
+from storage.models import AuditEvent, Finding
 from tests.aws_world import World
 from tests.guardduty_events import TOKEN, ec2_event, fixture, post_finding
 from tests.harness import CHANNEL, SlackDriver, blocks_text
@@ -115,8 +115,6 @@ def test_type_patterns_and_policy() -> None:
         "not about an EC2 instance")
 
 
-
-
 def test_findings_for_an_instance_that_cannot_be_opened_give_one_notice(
         driver: SlackDriver, deps: Deps) -> None:
     """A burst for an instance irbot cannot find must not flood the channel: one notice,
@@ -129,7 +127,6 @@ def test_findings_for_an_instance_that_cannot_be_opened_give_one_notice(
     assert len(notices) == 1 and missing in notices[0]
     assert "later findings for it" in notices[0]
     with deps.sessions() as session:
-        from storage.models import AuditEvent
         failed = session.query(AuditEvent).filter_by(action="incident.open",
                                                      outcome="failed").count()
         assert session.query(Finding).count() == 6
